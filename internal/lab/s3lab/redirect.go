@@ -1,8 +1,8 @@
 package s3lab
 
 import (
-	"bytes"
 	"bufio"
+	"bytes"
 	"fmt"
 	"net"
 	"net/url"
