@@ -15,6 +15,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
@@ -340,7 +341,7 @@ func (p *Prober) do(ctx context.Context, op Op, key string, send func(context.Co
 	r.Timings = t.timings(end)
 
 	if err != nil {
-		r.Error = err.Error()
+		r.Error = shortError(err)
 		r.FailedIn = phaseOf(err, lookupErr, dialErr)
 		describeResponse(&r, err)
 	}
@@ -379,6 +380,21 @@ func isTLS(err error) bool {
 	return errors.As(err, &verify) || errors.As(err, &record) ||
 		errors.As(err, &alert) || errors.As(err, &unknown) ||
 		errors.As(err, &hostname) || errors.As(err, &invalid)
+}
+
+// shortError says what went wrong without the SDK's wrapping (operation
+// name, attempt count, the whole request URL): the innermost network error
+// when there is one, which names the address and what happened.
+func shortError(err error) string {
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return op.Error()
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err.Error()
+	}
+	return err.Error()
 }
 
 // describeResponse fills in what S3 answered, if anything.

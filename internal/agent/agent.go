@@ -1,0 +1,365 @@
+// Package agent runs one diagnosis: identity, network, resolution, probes,
+// path attribution and findings, in that order, into a report.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsimds "github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
+	"github.com/pathagent/pathagent/internal/config"
+	"github.com/pathagent/pathagent/internal/explain"
+	"github.com/pathagent/pathagent/internal/imds"
+	"github.com/pathagent/pathagent/internal/probes"
+	"github.com/pathagent/pathagent/internal/report"
+	"github.com/pathagent/pathagent/internal/resolve"
+	"github.com/pathagent/pathagent/internal/route"
+	"github.com/pathagent/pathagent/internal/topology"
+)
+
+// Agent holds what one diagnosis needs. Every field but Log is required.
+type Agent struct {
+	Config *config.Config
+
+	// IMDS reads the instance's identity.
+	IMDS *awsimds.Client
+
+	// AWS is the SDK configuration for EC2 and S3: credentials from the
+	// default chain, endpoint overrides from the environment. Its region
+	// is replaced by the instance's.
+	AWS aws.Config
+
+	// Resolver is the DNS server (host:port) S3 names are resolved with.
+	Resolver string
+
+	Log *slog.Logger
+}
+
+// Check runs one diagnosis. It always returns a report; when the agent
+// cannot do its job the report's status is report.Error and says why.
+func (a *Agent) Check(ctx context.Context) *report.Report {
+	rep := &report.Report{
+		Schema:   report.Schema,
+		Time:     time.Now().UTC(),
+		Resolver: a.Resolver,
+		Buckets:  []report.Bucket{},
+		Findings: []report.Finding{},
+	}
+	log := a.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+
+	id, err := imds.Load(ctx, a.IMDS)
+	if err != nil {
+		rep.Status = report.Error
+		rep.Error = err.Error()
+		rep.Findings = append(rep.Findings, imdsFinding(err))
+		return rep
+	}
+	rep.Identity = identityReport(id)
+
+	top := a.topology(ctx, id)
+	res := &resolve.Resolver{Server: a.Resolver}
+	endpointAddrs, addrsByID := a.interfaceAddrs(ctx, res, top)
+	rep.Network = networkReport(top, addrsByID)
+
+	prefix := a.Config.ProbePrefix
+	if prefix == "" {
+		prefix = probes.DefaultPrefix
+	}
+	prober := &probes.Prober{
+		Config:    a.AWS,
+		Resolver:  res,
+		Region:    id.Region,
+		Endpoint:  a.Config.S3Endpoint,
+		PathStyle: a.Config.PathStyle,
+		Prefix:    prefix + id.InstanceID + "/",
+		Timeout:   a.Config.Timeout,
+	}
+
+	in := explain.Input{Region: id.Region, Topology: top}
+	failed := false
+	for _, b := range a.Config.Buckets {
+		br := prober.Run(ctx, probes.Bucket{Name: b.Name, Region: b.Region})
+		eb := attribute(top, endpointAddrs, br)
+		in.Buckets = append(in.Buckets, eb)
+		rep.Buckets = append(rep.Buckets, bucketReport(eb, id.Region))
+
+		ok := !anyFailed(br.Probes)
+		failed = failed || !ok
+		log.Info("probed bucket",
+			"bucket", b.Name,
+			"region", br.Region,
+			"path", string(eb.Path.Kind),
+			"target", eb.Path.Target,
+			"ok", ok)
+	}
+	rep.Findings = explain.Findings(in)
+
+	rep.Status = report.OK
+	if failed {
+		rep.Status = report.Failed
+	}
+	return rep
+}
+
+// topology reads the subnet's network from the EC2 API in the instance's
+// region.
+func (a *Agent) topology(ctx context.Context, id imds.Identity) *topology.Topology {
+	cfg := a.AWS.Copy()
+	cfg.Region = id.Region
+	return topology.Fetch(ctx, ec2.NewFromConfig(cfg), id.VPCID, id.SubnetID, id.Region)
+}
+
+// interfaceAddrs resolves the DNS names of the VPC's S3 interface endpoints,
+// so that an S3 address inside the VPC can be told to be one of them.
+func (a *Agent) interfaceAddrs(ctx context.Context, res *resolve.Resolver, top *topology.Topology) (map[netip.Addr]string, map[string][]string) {
+	byAddr := map[netip.Addr]string{}
+	byID := map[string][]string{}
+	for _, ep := range top.Endpoints {
+		if ep.Type != topology.Interface {
+			continue
+		}
+		seen := map[netip.Addr]bool{}
+		for _, name := range ep.DNSNames {
+			// The regional entry is a wildcard; the name under it
+			// resolves to the same interfaces.
+			r, err := res.Lookup(ctx, strings.TrimPrefix(name, "*."))
+			if err != nil {
+				a.logf("resolve interface endpoint name", "endpoint", ep.ID, "name", name, "err", err)
+				continue
+			}
+			for _, ans := range r.Addrs {
+				byAddr[ans.Addr] = ep.ID
+				if !seen[ans.Addr] {
+					seen[ans.Addr] = true
+					byID[ep.ID] = append(byID[ep.ID], ans.Addr.String())
+				}
+			}
+		}
+	}
+	return byAddr, byID
+}
+
+func (a *Agent) logf(msg string, args ...any) {
+	if a.Log != nil {
+		a.Log.Debug(msg, args...)
+	}
+}
+
+// attribute gives each probe of a bucket the path its connection took.
+func attribute(top *topology.Topology, endpointAddrs map[netip.Addr]string, br probes.BucketResult) explain.Bucket {
+	eb := explain.Bucket{Result: br}
+	found := false
+	for _, r := range br.Probes {
+		p := pathOf(top, endpointAddrs, r)
+		eb.Paths = append(eb.Paths, p)
+		if !found && r.Remote.IsValid() {
+			eb.Path, found = p, true
+		}
+	}
+	if !found {
+		eb.Path = route.Path{Kind: route.Unknown, Note: "no probe got as far as choosing an address"}
+	}
+	return eb
+}
+
+func pathOf(top *topology.Topology, endpointAddrs map[netip.Addr]string, r probes.Result) route.Path {
+	switch {
+	case r.Skipped:
+		return route.Path{Kind: route.Unknown, Note: "not sent"}
+	case r.Proxy != "":
+		return route.Path{Kind: route.Proxy, Target: r.Proxy}
+	case !r.Remote.IsValid():
+		return route.Path{Kind: route.Unknown, Note: "no connection was attempted"}
+	}
+	return route.Attribute(top, endpointAddrs, r.Remote.Addr())
+}
+
+func anyFailed(rs []probes.Result) bool {
+	for _, r := range rs {
+		if !r.Success && !r.Skipped {
+			return true
+		}
+	}
+	return false
+}
+
+func imdsFinding(err error) report.Finding {
+	f := report.Finding{
+		Code:     "imds_unavailable",
+		Severity: report.Critical,
+		Summary:  "the instance metadata service could not be read: " + err.Error(),
+	}
+	switch {
+	case errors.Is(err, imds.ErrNoToken):
+		f.Code = "imds_no_token"
+		f.Fix = "in a container, raise the hop limit: aws ec2 modify-instance-metadata-options --instance-id ID --http-put-response-hop-limit 2; or run with --allow-imdsv1"
+	case errors.Is(err, imds.ErrUnreachable):
+		f.Fix = "run pathagent on an EC2 instance, or point AWS_EC2_METADATA_SERVICE_ENDPOINT at a metadata service"
+	}
+	return f
+}
+
+func identityReport(id imds.Identity) *report.Identity {
+	v := 1
+	if id.TokenUsed {
+		v = 2
+	}
+	return &report.Identity{
+		InstanceID:       id.InstanceID,
+		Region:           id.Region,
+		AvailabilityZone: id.AvailabilityZone,
+		AccountID:        id.AccountID,
+		MAC:              id.MAC,
+		VPCID:            id.VPCID,
+		VPCCIDRs:         strs(id.VPCCIDRs),
+		SubnetID:         id.SubnetID,
+		SubnetCIDR:       optional(id.SubnetCIDR),
+		PrivateIPs:       strs(id.PrivateIPs),
+		PublicIPs:        strs(id.PublicIPs),
+		IMDSVersion:      v,
+	}
+}
+
+func networkReport(top *topology.Topology, addrs map[string][]string) *report.Network {
+	n := &report.Network{
+		Endpoints:   []report.Endpoint{},
+		PrefixLists: []report.PrefixList{},
+		Problems:    []report.Problem{},
+	}
+	if rt := top.RouteTable; rt != nil {
+		n.RouteTable = &report.RouteTable{ID: rt.ID, Implicit: rt.Implicit, Routes: []report.Route{}}
+		for _, r := range rt.Routes {
+			state := "active"
+			if r.Blackhole {
+				state = "blackhole"
+			}
+			dst := r.PrefixListID
+			if dst == "" {
+				dst = r.Destination.String()
+			}
+			n.RouteTable.Routes = append(n.RouteTable.Routes, report.Route{Destination: dst, Target: r.Target, State: state})
+		}
+	}
+	for _, ep := range top.Endpoints {
+		n.Endpoints = append(n.Endpoints, report.Endpoint{
+			ID:          ep.ID,
+			Type:        string(ep.Type),
+			State:       ep.State,
+			RouteTables: ep.RouteTableIDs,
+			PrivateDNS:  ep.PrivateDNS,
+			Addresses:   addrs[ep.ID],
+			HasPolicy:   ep.PolicyDocument != "",
+		})
+	}
+	for _, pl := range top.PrefixLists {
+		n.PrefixLists = append(n.PrefixLists, report.PrefixList{ID: pl.ID, Name: pl.Name, CIDRs: strs(pl.CIDRs)})
+	}
+	for _, p := range top.Problems {
+		n.Problems = append(n.Problems, report.Problem{Call: p.Call, Code: p.Code, Message: p.Message})
+	}
+	return n
+}
+
+func bucketReport(eb explain.Bucket, region string) report.Bucket {
+	br := eb.Result
+	out := report.Bucket{
+		Name:   br.Bucket,
+		Region: br.Region,
+		Path:   pathReport(eb.Path),
+		Probes: []report.Probe{},
+	}
+	if br.Redirect != nil {
+		out.RedirectedFrom = region
+	}
+	for i, r := range br.Probes {
+		if out.DNS == nil && r.Host != "" {
+			out.DNS = dnsReport(r)
+		}
+		out.Probes = append(out.Probes, probeReport(r, eb.Paths[i]))
+	}
+	return out
+}
+
+func pathReport(p route.Path) report.Path {
+	return report.Path{
+		Kind:         string(p.Kind),
+		Target:       p.Target,
+		RouteTableID: p.RouteTableID,
+		Route:        p.Destination,
+		Matched:      optional(p.Matched),
+		Note:         p.Note,
+	}
+}
+
+func probeReport(r probes.Result, p route.Path) report.Probe {
+	out := report.Probe{
+		Op:         string(r.Op),
+		Success:    r.Success,
+		Skipped:    r.Skipped,
+		Key:        r.Key,
+		FailedIn:   string(r.FailedIn),
+		ErrorCode:  r.Code,
+		HTTPStatus: r.HTTPStatus,
+		Error:      r.Error,
+		RequestID:  r.RequestID,
+		Proxy:      r.Proxy,
+		Path:       pathReport(p),
+		LatencyS:   r.Timings.Total.Seconds(),
+	}
+	if r.Remote.IsValid() {
+		out.Remote = r.Remote.String()
+	}
+	if !r.Skipped {
+		out.Phases = &report.Phases{
+			Resolve:   r.Timings.Resolve.Seconds(),
+			Connect:   r.Timings.Connect.Seconds(),
+			TLS:       r.Timings.TLS.Seconds(),
+			FirstByte: r.Timings.FirstByte.Seconds(),
+		}
+	}
+	return out
+}
+
+func dnsReport(r probes.Result) *report.DNS {
+	d := &report.DNS{Name: r.Host, Answers: []report.DNSAnswer{}}
+	if res := r.Resolution; res != nil {
+		d.Server = res.Server
+		d.CNAMEs = res.CNAMEs
+		d.LatencyS = res.Latency.Seconds()
+		d.Transport = res.A.Transport
+		for _, a := range res.Addrs {
+			d.Answers = append(d.Answers, report.DNSAnswer{Address: a.Addr.String(), TTL: a.TTL})
+		}
+	}
+	if r.FailedIn == probes.PhaseResolve {
+		d.Error = r.Error
+	}
+	return d
+}
+
+func strs[T fmt.Stringer](v []T) []string {
+	out := make([]string, 0, len(v))
+	for _, x := range v {
+		out = append(out, x.String())
+	}
+	return out
+}
+
+// optional renders a prefix, or "" for the zero prefix.
+func optional(p netip.Prefix) string {
+	if !p.IsValid() {
+		return ""
+	}
+	return p.String()
+}
