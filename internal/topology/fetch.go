@@ -77,8 +77,9 @@ func Fetch(ctx context.Context, api EC2API, vpcID, subnetID, region string) *Top
 // names. It never fails as a whole: each failed call becomes a Problem
 // and Fetch goes on with what it can read.
 //
-// A fleet of agents shares one account's EC2 rate limit, so each call
-// is made once at most. A fetch costs:
+// A fleet of agents shares one account's EC2 rate limit, so no request
+// is ever repeated and nothing is asked that is not needed. A fetch
+// costs:
 //   - DescribeRouteTables: 1, or 2 when the subnet has no explicit
 //     association and uses the main table;
 //   - DescribeVpcEndpoints: 1;
@@ -180,7 +181,9 @@ func (f *Fetcher) endpoints(ctx context.Context, t *Topology, vpcID, region stri
 }
 
 // prefixLists reads the name and CIDRs of each list in ids.
-func (f *Fetcher) prefixLists(ctx context.Context, t *Topology, ids []string) map[string]PrefixList {
+func (f *Fetcher) prefixLists(ctx context.Context, t *Topology,
+	ids []string) map[string]PrefixList {
+
 	if len(ids) == 0 {
 		return nil
 	}
@@ -210,7 +213,9 @@ func (f *Fetcher) prefixLists(ctx context.Context, t *Topology, ids []string) ma
 // prefixListNames asks for the names of all lists in one call. Without
 // them the entries are still worth reading, so a failure only leaves
 // names empty.
-func (f *Fetcher) prefixListNames(ctx context.Context, t *Topology, ids []string) map[string]string {
+func (f *Fetcher) prefixListNames(ctx context.Context, t *Topology,
+	ids []string) map[string]string {
+
 	out, err := f.API.DescribeManagedPrefixLists(ctx, &ec2.DescribeManagedPrefixListsInput{
 		PrefixListIds: ids,
 	})
@@ -256,7 +261,9 @@ func (f *Fetcher) entries(ctx context.Context, t *Topology, id string) ([]netip.
 
 // describePrefixLists reads the names and CIDRs of AWS-managed lists
 // with the older call, into lists.
-func (f *Fetcher) describePrefixLists(ctx context.Context, t *Topology, ids []string, lists map[string]PrefixList) {
+func (f *Fetcher) describePrefixLists(ctx context.Context, t *Topology,
+	ids []string, lists map[string]PrefixList) {
+
 	out, err := f.API.DescribePrefixLists(ctx, &ec2.DescribePrefixListsInput{
 		PrefixListIds: ids,
 	})

@@ -350,9 +350,10 @@ func TestFetch(t *testing.T) {
 				w.RouteTable = nil
 				w.Endpoints = nil
 				w.PrefixLists = nil
+				const msg = "the request signature does not match"
 				w.Problems = []topology.Problem{
-					{Call: "DescribeRouteTables", Code: "AuthFailure", Message: "the request signature does not match"},
-					{Call: "DescribeVpcEndpoints", Code: "AuthFailure", Message: "the request signature does not match"},
+					{Call: "DescribeRouteTables", Code: "AuthFailure", Message: msg},
+					{Call: "DescribeVpcEndpoints", Code: "AuthFailure", Message: msg},
 				}
 			},
 			wantCalls: map[string]int{

@@ -178,7 +178,8 @@ func (s *Server) answer(r *http.Request, now time.Time) (params, response, error
 			"UnauthorizedOperation", deniedMessage)
 	}
 
-	// A dry run only asks whether the caller may make the call.
+	// A dry run only asks whether the caller may make the call. A value
+	// that is not a boolean counts as false.
 	if dry, _ := strconv.ParseBool(p.get("DryRun")); dry {
 		return p, nil, apiErrorf(http.StatusPreconditionFailed,
 			"DryRunOperation", "Request would have succeeded, but DryRun flag is set.")

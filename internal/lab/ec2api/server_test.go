@@ -70,9 +70,12 @@ func world() *scenario.Scenario {
 		},
 		PrefixLists: []scenario.PrefixList{
 			{
-				ID:    "pl-63a5400a",
-				Name:  "com.amazonaws.us-east-1.s3",
-				CIDRs: []string{"10.52.216.0/22", "10.54.231.0/24", "10.3.5.0/24", "10.16.0.0/15", "10.18.0.0/15"},
+				ID:   "pl-63a5400a",
+				Name: "com.amazonaws.us-east-1.s3",
+				CIDRs: []string{
+					"10.52.216.0/22", "10.54.231.0/24", "10.3.5.0/24",
+					"10.16.0.0/15", "10.18.0.0/15",
+				},
 			},
 			{ID: "pl-own", Name: "office", CIDRs: []string{"198.51.100.0/24"}},
 		},
@@ -138,6 +141,8 @@ func filter(name string, values ...string) types.Filter {
 	return types.Filter{Name: aws.String(name), Values: values}
 }
 
+func fs(f ...types.Filter) []types.Filter { return f }
+
 func TestDescribeRouteTables(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -147,12 +152,12 @@ func TestDescribeRouteTables(t *testing.T) {
 	}{
 		{
 			name: "explicit association",
-			in:   ec2.DescribeRouteTablesInput{Filters: []types.Filter{filter("association.subnet-id", testSubnet)}},
+			in:   ec2.DescribeRouteTablesInput{Filters: fs(filter("association.subnet-id", testSubnet))},
 			want: []string{"rtb-private"},
 		},
 		{
 			name: "no association for another subnet",
-			in:   ec2.DescribeRouteTablesInput{Filters: []types.Filter{filter("association.subnet-id", "subnet-other")}},
+			in:   ec2.DescribeRouteTablesInput{Filters: fs(filter("association.subnet-id", "subnet-other"))},
 		},
 		{
 			name: "main table of the vpc",
@@ -166,17 +171,19 @@ func TestDescribeRouteTables(t *testing.T) {
 			// Only tables with an explicit subnet association have one
 			// whose main is false.
 			name: "association.main false",
-			in:   ec2.DescribeRouteTablesInput{Filters: []types.Filter{filter("association.main", "false")}},
+			in:   ec2.DescribeRouteTablesInput{Filters: fs(filter("association.main", "false"))},
 			want: []string{"rtb-private"},
 		},
 		{
 			name: "other vpc",
-			in:   ec2.DescribeRouteTablesInput{Filters: []types.Filter{filter("vpc-id", "vpc-other")}},
+			in:   ec2.DescribeRouteTablesInput{Filters: fs(filter("vpc-id", "vpc-other"))},
 		},
 		{
 			// Values of one filter are alternatives.
 			name: "two ids in one filter",
-			in:   ec2.DescribeRouteTablesInput{Filters: []types.Filter{filter("route-table-id", "rtb-private", "rtb-main")}},
+			in: ec2.DescribeRouteTablesInput{
+				Filters: fs(filter("route-table-id", "rtb-private", "rtb-main")),
+			},
 			want: []string{"rtb-main", "rtb-private"},
 		},
 		{
@@ -191,7 +198,7 @@ func TestDescribeRouteTables(t *testing.T) {
 		},
 		{
 			name:     "unknown filter",
-			in:       ec2.DescribeRouteTablesInput{Filters: []types.Filter{filter("tag:Name", "x")}},
+			in:       ec2.DescribeRouteTablesInput{Filters: fs(filter("tag:Name", "x"))},
 			wantCode: "InvalidParameterValue",
 		},
 	}
@@ -315,8 +322,12 @@ func TestRouteFields(t *testing.T) {
 			},
 		},
 		{
-			name:  "propagated from a virtual private gateway",
-			route: scenario.Route{Destination: "192.168.0.0/16", Target: "vgw-1", Origin: "EnableVgwRoutePropagation"},
+			name: "propagated from a virtual private gateway",
+			route: scenario.Route{
+				Destination: "192.168.0.0/16",
+				Target:      "vgw-1",
+				Origin:      "EnableVgwRoutePropagation",
+			},
 			want: types.Route{
 				DestinationCidrBlock: aws.String("192.168.0.0/16"),
 				GatewayId:            aws.String("vgw-1"),
@@ -406,12 +417,12 @@ func TestDescribeVpcEndpoints(t *testing.T) {
 		},
 		{
 			name: "gateway only",
-			in:   ec2.DescribeVpcEndpointsInput{Filters: []types.Filter{filter("vpc-endpoint-type", "Gateway")}},
+			in:   ec2.DescribeVpcEndpointsInput{Filters: fs(filter("vpc-endpoint-type", "Gateway"))},
 			want: []string{"vpce-gw", "vpce-ddb"},
 		},
 		{
 			name: "pending only",
-			in:   ec2.DescribeVpcEndpointsInput{Filters: []types.Filter{filter("vpc-endpoint-state", "pending")}},
+			in:   ec2.DescribeVpcEndpointsInput{Filters: fs(filter("vpc-endpoint-state", "pending"))},
 			want: []string{"vpce-if"},
 		},
 		{
@@ -538,7 +549,10 @@ func TestGetManagedPrefixListEntries(t *testing.T) {
 			name:       "one exact page",
 			id:         "pl-63a5400a",
 			maxResults: aws.Int32(5),
-			want:       [][]string{{"10.52.216.0/22", "10.54.231.0/24", "10.3.5.0/24", "10.16.0.0/15", "10.18.0.0/15"}},
+			want: [][]string{{
+				"10.52.216.0/22", "10.54.231.0/24", "10.3.5.0/24",
+				"10.16.0.0/15", "10.18.0.0/15",
+			}},
 		},
 		{
 			name: "no MaxResults",

@@ -37,7 +37,9 @@ func authFailure(format string, args ...any) *apiError {
 // signature must be the one creds' secret gives for the request as
 // received, body included. The canonical request is rebuilt by hand from
 // the headers the client says it signed.
-func verify(r *http.Request, body []byte, creds aws.Credentials, region string, now time.Time) error {
+func verify(r *http.Request, body []byte, creds aws.Credentials,
+	region string, now time.Time) error {
+
 	auth, ok := strings.CutPrefix(r.Header.Get("Authorization"), sigAlgorithm+" ")
 	if !ok {
 		return authFailure("the request is not signed with %s", sigAlgorithm)
