@@ -19,10 +19,15 @@ import (
 	"os/exec"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/pathagent/pathagent/internal/lab"
 	"github.com/pathagent/pathagent/internal/lab/scenario"
 )
+
+// childStopWait is how long a command is given to stop after SIGTERM: a
+// probe in flight finishes within its 10 s timeout, then cleans up.
+const childStopWait = 30 * time.Second
 
 const usage = `usage:
   pathagent-lab run -scenario FILE -- COMMAND [ARGS...]
@@ -88,6 +93,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cmd := exec.CommandContext(ctx, fs.Arg(0), fs.Args()[1:]...)
 	cmd.Env = append(lab.CleanEnv(os.Environ()), l.Env()...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, stderr
+	// On Ctrl-C the command gets SIGTERM, as from systemd, and time to
+	// finish its probes and clean up before it is killed.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = childStopWait
 	err = cmd.Run()
 
 	var exit *exec.ExitError

@@ -2,6 +2,7 @@
 // and which way the traffic goes.
 //
 //	pathagent once [flags]    diagnose once, print a report, exit 0, 1 or 2
+//	pathagent run [flags]     probe continuously and serve Prometheus metrics
 //	pathagent version         print the version
 package main
 
@@ -17,6 +18,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
@@ -27,8 +29,12 @@ import (
 	"github.com/pathagent/pathagent/internal/resolve"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version and revision are set at build time with
+// -ldflags "-X main.version=... -X main.revision=...".
+var (
+	version  = "dev"
+	revision = "unknown"
+)
 
 // resolvConf is where the default resolver is read from: on EC2 its first
 // nameserver is the VPC resolver.
@@ -38,9 +44,10 @@ const usage = `usage: pathagent <command> [flags]
 
 commands:
   once      diagnose once and print a report
+  run       probe continuously and serve Prometheus metrics
   version   print the version
 
-Run 'pathagent once -h' for the flags.
+Run 'pathagent once -h' or 'pathagent run -h' for the flags.
 `
 
 func main() {
@@ -55,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "once":
 		return once(args[1:], stdout, stderr)
+	case "run":
+		return runDaemon(args[1:], stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "pathagent %s\n", version)
 		return 0
@@ -186,15 +195,6 @@ func loadConfig(path string, fs *flag.FlagSet, buckets []string, resolver, endpo
 // diagnose builds the agent from the configuration and the environment and
 // runs it once. An error means the agent could not be set up.
 func diagnose(ctx context.Context, cfg *config.Config, log *slog.Logger) (*report.Report, error) {
-	server := cfg.Resolver
-	if server == "" {
-		s, err := resolve.FromResolvConf(resolvConf)
-		if err != nil {
-			return nil, fmt.Errorf("find the DNS resolver: %w (set --resolver)", err)
-		}
-		server = s
-	}
-
 	// The SDK's default chain: credentials from the environment, shared
 	// files or the instance role; endpoint overrides and AWS_CA_BUNDLE
 	// from the environment. The buildable client lets the CA bundle
@@ -205,12 +205,38 @@ func diagnose(ctx context.Context, cfg *config.Config, log *slog.Logger) (*repor
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}
 
-	a := &agent.Agent{
+	a, err := newAgent(cfg, awsCfg, log)
+	if err != nil {
+		return nil, err
+	}
+	return a.Check(ctx), nil
+}
+
+// newAgent wires an agent for a configuration.
+func newAgent(cfg *config.Config, awsCfg aws.Config, log *slog.Logger) (*agent.Agent, error) {
+	server := cfg.Resolver
+	if server == "" {
+		s, err := defaultResolver()
+		if err != nil {
+			return nil, err
+		}
+		server = s
+	}
+	return &agent.Agent{
 		Config:   cfg,
 		IMDS:     imds.NewClient(imds.ClientOptions{AllowV1: cfg.AllowIMDSv1}),
 		AWS:      awsCfg,
 		Resolver: server,
 		Log:      log,
+	}, nil
+}
+
+// defaultResolver is the first nameserver of /etc/resolv.conf: on EC2, the
+// VPC resolver.
+func defaultResolver() (string, error) {
+	s, err := resolve.FromResolvConf(resolvConf)
+	if err != nil {
+		return "", fmt.Errorf("find the DNS resolver: %w (set --resolver or resolver:)", err)
 	}
-	return a.Check(ctx), nil
+	return s, nil
 }

@@ -9,11 +9,13 @@ import (
 	"log/slog"
 	"net/netip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsimds "github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/pathagent/pathagent/internal/config"
 	"github.com/pathagent/pathagent/internal/explain"
@@ -25,7 +27,8 @@ import (
 	"github.com/pathagent/pathagent/internal/topology"
 )
 
-// Agent holds what one diagnosis needs. Every field but Log is required.
+// Agent holds what a diagnosis needs. Config, IMDS, AWS and Resolver are
+// required.
 type Agent struct {
 	Config *config.Config
 
@@ -37,48 +40,113 @@ type Agent struct {
 	// is replaced by the instance's.
 	AWS aws.Config
 
+	// EC2 reads the network; nil means a client made from AWS in the
+	// instance's region, with EC2APIOptions added to its stack.
+	EC2           topology.EC2API
+	EC2APIOptions []func(*middleware.Stack) error
+
 	// Resolver is the DNS server (host:port) S3 names are resolved with.
 	Resolver string
 
 	Log *slog.Logger
 }
 
-// Check runs one diagnosis. It always returns a report; when the agent
-// cannot do its job the report's status is report.Error and says why.
+// Network is what the agent knows of the subnet: the topology from the EC2
+// API and the addresses of the VPC's S3 interface endpoints.
+type Network struct {
+	Topology *topology.Topology
+
+	// EndpointAddrs maps each interface endpoint address to its id.
+	EndpointAddrs map[netip.Addr]string
+
+	// addrsByID lists each interface endpoint's addresses, in the order
+	// they resolved, for the report.
+	addrsByID map[string][]string
+}
+
+// Check runs one whole diagnosis. It always returns a report; when the
+// agent cannot do its job the report's status is report.Error and says why.
 func (a *Agent) Check(ctx context.Context) *report.Report {
-	rep := &report.Report{
+	id, err := imds.Load(ctx, a.IMDS)
+	if err != nil {
+		return IdentityFailure(err)
+	}
+	n := a.ReadNetwork(ctx, id)
+	results := a.Probe(ctx, id, a.Config.Buckets)
+	return a.Assemble(id, n, results)
+}
+
+// IdentityFailure is the report of an agent that could not learn which
+// instance it runs on.
+func IdentityFailure(err error) *report.Report {
+	rep := newReport()
+	rep.Status = report.Error
+	rep.Error = err.Error()
+	rep.Findings = append(rep.Findings, imdsFinding(err))
+	return rep
+}
+
+func newReport() *report.Report {
+	return &report.Report{
 		Schema:   report.Schema,
 		Time:     time.Now().UTC(),
-		Resolver: a.Resolver,
 		Buckets:  []report.Bucket{},
 		Findings: []report.Finding{},
 	}
-	log := a.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+}
+
+// ReadNetwork reads the subnet's route table, S3 endpoints and prefix lists
+// from the EC2 API, and resolves the interface endpoints' names.
+func (a *Agent) ReadNetwork(ctx context.Context, id imds.Identity) *Network {
+	api := a.EC2
+	if api == nil {
+		cfg := a.AWS.Copy()
+		cfg.Region = id.Region
+		api = ec2.NewFromConfig(cfg, func(o *ec2.Options) {
+			o.APIOptions = append(o.APIOptions, a.EC2APIOptions...)
+		})
+	}
+	n := &Network{
+		Topology:      topology.Fetch(ctx, api, id.VPCID, id.SubnetID, id.Region),
+		EndpointAddrs: map[netip.Addr]string{},
+		addrsByID:     map[string][]string{},
 	}
 
-	id, err := imds.Load(ctx, a.IMDS)
-	if err != nil {
-		rep.Status = report.Error
-		rep.Error = err.Error()
-		rep.Findings = append(rep.Findings, imdsFinding(err))
-		return rep
-	}
-	rep.Identity = identityReport(id)
-
-	top := a.topology(ctx, id)
 	res := &resolve.Resolver{Server: a.Resolver}
-	endpointAddrs, addrsByID := a.interfaceAddrs(ctx, res, top)
-	rep.Network = networkReport(top, addrsByID)
+	for _, ep := range n.Topology.Endpoints {
+		if ep.Type != topology.Interface {
+			continue
+		}
+		for _, name := range ep.DNSNames {
+			// The regional entry is a wildcard; the name under it
+			// resolves to the same interfaces.
+			r, err := res.Lookup(ctx, strings.TrimPrefix(name, "*."))
+			if err != nil {
+				a.log().Debug("resolve interface endpoint name",
+					"endpoint", ep.ID, "name", name, "err", err)
+				continue
+			}
+			for _, ans := range r.Addrs {
+				if _, seen := n.EndpointAddrs[ans.Addr]; !seen {
+					n.addrsByID[ep.ID] = append(n.addrsByID[ep.ID], ans.Addr.String())
+				}
+				n.EndpointAddrs[ans.Addr] = ep.ID
+			}
+		}
+	}
+	return n
+}
 
+// Probe probes the buckets, at most Config.MaxConcurrent at once, and
+// returns their results in the buckets' order.
+func (a *Agent) Probe(ctx context.Context, id imds.Identity, buckets []config.Bucket) []probes.BucketResult {
 	prefix := a.Config.ProbePrefix
 	if prefix == "" {
 		prefix = probes.DefaultPrefix
 	}
 	prober := &probes.Prober{
 		Config:    a.AWS,
-		Resolver:  res,
+		Resolver:  &resolve.Resolver{Server: a.Resolver},
 		Region:    id.Region,
 		Endpoint:  a.Config.S3Endpoint,
 		PathStyle: a.Config.PathStyle,
@@ -86,18 +154,53 @@ func (a *Agent) Check(ctx context.Context) *report.Report {
 		Timeout:   a.Config.Timeout,
 	}
 
-	in := explain.Input{Region: id.Region, Topology: top}
-	failed := false
+	limit := a.Config.MaxConcurrent
+	if limit <= 0 {
+		limit = config.DefaultMaxConcurrent
+	}
+	sem := make(chan struct{}, limit)
+	out := make([]probes.BucketResult, len(buckets))
+	var wg sync.WaitGroup
+	for i, b := range buckets {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			out[i] = prober.Run(ctx, probes.Bucket{Name: b.Name, Region: b.Region})
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// Assemble attributes each probe to its path, explains what the results
+// show and builds the report. It does no I/O.
+func (a *Agent) Assemble(id imds.Identity, n *Network, results []probes.BucketResult) *report.Report {
+	rep := newReport()
+	rep.Resolver = a.Resolver
+	rep.Identity = identityReport(id)
+	rep.Network = networkReport(n.Topology, n.addrsByID)
+
+	expect := map[string]string{}
 	for _, b := range a.Config.Buckets {
-		br := prober.Run(ctx, probes.Bucket{Name: b.Name, Region: b.Region})
-		eb := attribute(top, endpointAddrs, br)
+		expect[b.Name] = b.ExpectPath
+	}
+
+	in := explain.Input{Region: id.Region, Topology: n.Topology}
+	failed := false
+	for _, br := range results {
+		eb := attribute(n.Topology, n.EndpointAddrs, br)
 		in.Buckets = append(in.Buckets, eb)
-		rep.Buckets = append(rep.Buckets, bucketReport(eb, id.Region))
+
+		rb := bucketReport(eb, id.Region)
+		rb.ExpectPath = expect[br.Bucket]
+		rep.Buckets = append(rep.Buckets, rb)
 
 		ok := !anyFailed(br.Probes)
 		failed = failed || !ok
-		log.Info("probed bucket",
-			"bucket", b.Name,
+		a.log().Debug("probed bucket",
+			"bucket", br.Bucket,
 			"region", br.Region,
 			"path", string(eb.Path.Kind),
 			"target", eb.Path.Target,
@@ -112,48 +215,11 @@ func (a *Agent) Check(ctx context.Context) *report.Report {
 	return rep
 }
 
-// topology reads the subnet's network from the EC2 API in the instance's
-// region.
-func (a *Agent) topology(ctx context.Context, id imds.Identity) *topology.Topology {
-	cfg := a.AWS.Copy()
-	cfg.Region = id.Region
-	return topology.Fetch(ctx, ec2.NewFromConfig(cfg), id.VPCID, id.SubnetID, id.Region)
-}
-
-// interfaceAddrs resolves the DNS names of the VPC's S3 interface endpoints,
-// so that an S3 address inside the VPC can be told to be one of them.
-func (a *Agent) interfaceAddrs(ctx context.Context, res *resolve.Resolver, top *topology.Topology) (map[netip.Addr]string, map[string][]string) {
-	byAddr := map[netip.Addr]string{}
-	byID := map[string][]string{}
-	for _, ep := range top.Endpoints {
-		if ep.Type != topology.Interface {
-			continue
-		}
-		seen := map[netip.Addr]bool{}
-		for _, name := range ep.DNSNames {
-			// The regional entry is a wildcard; the name under it
-			// resolves to the same interfaces.
-			r, err := res.Lookup(ctx, strings.TrimPrefix(name, "*."))
-			if err != nil {
-				a.logf("resolve interface endpoint name", "endpoint", ep.ID, "name", name, "err", err)
-				continue
-			}
-			for _, ans := range r.Addrs {
-				byAddr[ans.Addr] = ep.ID
-				if !seen[ans.Addr] {
-					seen[ans.Addr] = true
-					byID[ep.ID] = append(byID[ep.ID], ans.Addr.String())
-				}
-			}
-		}
+func (a *Agent) log() *slog.Logger {
+	if a.Log == nil {
+		return slog.New(slog.DiscardHandler)
 	}
-	return byAddr, byID
-}
-
-func (a *Agent) logf(msg string, args ...any) {
-	if a.Log != nil {
-		a.Log.Debug(msg, args...)
-	}
+	return a.Log
 }
 
 // attribute gives each probe of a bucket the path its connection took.
@@ -315,6 +381,7 @@ func probeReport(r probes.Result, p route.Path) report.Probe {
 		RequestID:  r.RequestID,
 		Proxy:      r.Proxy,
 		Path:       pathReport(p),
+		Reason:     string(r.Reason()),
 		LatencyS:   r.Timings.Total.Seconds(),
 	}
 	if r.Remote.IsValid() {

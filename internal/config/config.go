@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,7 +48,40 @@ type Config struct {
 	// when none can be had. Off by default: IMDSv1 is the weaker protocol
 	// and a silent fall-back hides a hop-limit problem.
 	AllowIMDSv1 bool
+
+	// Interval is the time between probe cycles in `pathagent run`; zero
+	// means DefaultInterval.
+	Interval time.Duration
+
+	// MaxConcurrent bounds how many buckets are probed at once; zero
+	// means DefaultMaxConcurrent.
+	MaxConcurrent int
+
+	// TopologyRefresh is how long the route table, endpoints and prefix
+	// lists are trusted before they are read again; zero means
+	// DefaultTopologyRefresh.
+	TopologyRefresh time.Duration
 }
+
+// Defaults for `pathagent run`.
+const (
+	// DefaultInterval: each cycle costs four S3 requests per bucket
+	// (about 35,000 a month per bucket and instance at this pace), and
+	// path changes are rare events that five minutes catches well
+	// within any alert's patience.
+	DefaultInterval = 5 * time.Minute
+
+	// DefaultMaxConcurrent keeps a cycle over many buckets short
+	// without turning the agent into a burst of connections.
+	DefaultMaxConcurrent = 4
+
+	// DefaultTopologyRefresh: a read costs four EC2 calls; 10,000
+	// agents refreshing hourly make about 11 calls a second against the
+	// account's shared refill of 20 a second for describe calls, and a
+	// route change is picked up sooner anyway, because a changed probe
+	// outcome or address triggers an early refresh.
+	DefaultTopologyRefresh = time.Hour
+)
 
 // Bucket is one bucket to probe.
 type Bucket struct {
@@ -56,6 +90,18 @@ type Bucket struct {
 	// Region is the bucket's region when known; empty means the
 	// instance's region, corrected when S3 redirects.
 	Region string
+
+	// ExpectPath is the path kind the bucket's traffic should take, for
+	// example gateway_endpoint; empty means no expectation.
+	ExpectPath string
+}
+
+// PathKinds are the values ExpectPath accepts: the path kinds the agent
+// reports.
+var PathKinds = []string{
+	"gateway_endpoint", "interface_endpoint", "internet_gateway",
+	"nat_gateway", "transit_gateway", "vpc_peering",
+	"egress_only_internet_gateway", "other", "proxy",
 }
 
 // Error is a problem with one key of a configuration file.
@@ -78,6 +124,21 @@ func Load(path string) (*Config, error) {
 	}
 	return Parse(path, data)
 }
+
+// Bounds on `pathagent run` settings.
+const (
+	// minInterval keeps a misconfigured agent from hammering S3: a
+	// probe cycle is four requests per bucket.
+	minInterval = 10 * time.Second
+
+	// maxConcurrent: more parallel probes than this buys nothing on an
+	// agent that is meant to be a quiet guest.
+	maxConcurrent = 64
+
+	// minTopologyRefresh keeps the agent gentle on the account's EC2
+	// rate limit, which every agent and tool in the account shares.
+	minTopologyRefresh = time.Minute
+)
 
 // bucketName is S3's rule for bucket names: 3 to 63 characters of lower-case
 // letters, digits, dots and hyphens, starting and ending with a letter or
@@ -109,6 +170,13 @@ func Parse(file string, data []byte) (*Config, error) {
 		"probe_prefix": func(k string, v *yaml.Node) { c.ProbePrefix = p.prefix(k, v) },
 		"timeout":      func(k string, v *yaml.Node) { c.Timeout = p.duration(k, v) },
 		"allow_imdsv1": func(k string, v *yaml.Node) { c.AllowIMDSv1 = p.boolean(k, v) },
+		"interval":     func(k string, v *yaml.Node) { c.Interval = p.durationAtLeast(k, v, minInterval) },
+		"max_concurrent": func(k string, v *yaml.Node) {
+			c.MaxConcurrent = p.intRange(k, v, 1, maxConcurrent)
+		},
+		"topology_refresh": func(k string, v *yaml.Node) {
+			c.TopologyRefresh = p.durationAtLeast(k, v, minTopologyRefresh)
+		},
 	})
 	if len(p.errs) > 0 {
 		return nil, errors.Join(p.errs...)
@@ -182,7 +250,8 @@ func (p *parser) buckets(key string, n *yaml.Node) []Bucket {
 					named = true
 					b.Name = p.bucketName(k, v)
 				},
-				"region": func(k string, v *yaml.Node) { b.Region = p.region(k, v) },
+				"region":      func(k string, v *yaml.Node) { b.Region = p.region(k, v) },
+				"expect_path": func(k string, v *yaml.Node) { b.ExpectPath = p.pathKind(k, v) },
 			})
 			if !named && item.Kind == yaml.MappingNode {
 				p.fail(item, at+".name", "missing")
@@ -289,4 +358,31 @@ func (p *parser) duration(key string, n *yaml.Node) time.Duration {
 		return 0
 	}
 	return d
+}
+
+func (p *parser) durationAtLeast(key string, n *yaml.Node, min time.Duration) time.Duration {
+	d := p.duration(key, n)
+	if d != 0 && d < min {
+		p.fail(n, key, "%s is shorter than the minimum %s", d, min)
+		return 0
+	}
+	return d
+}
+
+func (p *parser) intRange(key string, n *yaml.Node, lo, hi int) int {
+	var v int
+	if n.Kind != yaml.ScalarNode || n.Decode(&v) != nil || v < lo || v > hi {
+		p.fail(n, key, "%q is not a whole number from %d to %d", n.Value, lo, hi)
+		return 0
+	}
+	return v
+}
+
+func (p *parser) pathKind(key string, n *yaml.Node) string {
+	v, ok := p.scalar(key, n)
+	if ok && !slices.Contains(PathKinds, v) {
+		p.fail(n, key, "%q is not a path kind (%s)", v, strings.Join(PathKinds, ", "))
+		return ""
+	}
+	return v
 }

@@ -15,12 +15,16 @@ func TestLoadGood(t *testing.T) {
 	want := &Config{
 		Buckets: []Bucket{
 			{Name: "logs-archive"},
-			{Name: "eu-reports", Region: "eu-west-1"},
+			{Name: "eu-reports", Region: "eu-west-1", ExpectPath: "nat_gateway"},
 		},
 		Resolver:    "169.254.169.253:53",
 		PathStyle:   true,
 		ProbePrefix: "health/pathagent/",
 		Timeout:     5 * time.Second,
+
+		Interval:        time.Minute,
+		MaxConcurrent:   2,
+		TopologyRefresh: 30 * time.Minute,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load = %+v\nwant %+v", got, want)
@@ -53,6 +57,12 @@ func TestLoadBad(t *testing.T) {
 			"two-errors.yaml",
 			`testdata/two-errors.yaml:2: path_style: "maybe" is not true or false` + "\n" +
 				`testdata/two-errors.yaml:3: probe_prefix: "/abs" must be a non-empty key prefix ending in / and not starting with it`,
+		},
+		{
+			"bad-run.yaml",
+			`testdata/bad-run.yaml:3: buckets[0].expect_path: "vpn" is not a path kind (gateway_endpoint, interface_endpoint, internet_gateway, nat_gateway, transit_gateway, vpc_peering, egress_only_internet_gateway, other, proxy)` + "\n" +
+				`testdata/bad-run.yaml:4: interval: 1s is shorter than the minimum 10s` + "\n" +
+				`testdata/bad-run.yaml:5: max_concurrent: "0" is not a whole number from 1 to 64`,
 		},
 		{"syntax.yaml", `testdata/syntax.yaml: yaml: line 1: did not find expected ',' or ']'`},
 	}

@@ -33,6 +33,9 @@ const (
 	AgentSecretAccessKey = "lab-agent-secret-key-not-a-real-one-0001"
 )
 
+// LabInterval is the probe interval `pathagent run` uses in a lab.
+const LabInterval = 10 * time.Second
+
 // ConfigFile is the name of the agent configuration the lab writes.
 const ConfigFile = "pathagent.yaml"
 
@@ -120,6 +123,8 @@ func (l *Lab) agentConfig() string {
 	fmt.Fprintf(&b, "s3_endpoint: %q\n", l.S3Endpoint())
 	// versitygw serves path-style requests only.
 	b.WriteString("path_style: true\n")
+	// A lab is watched by a person or a test: cycle quickly.
+	fmt.Fprintf(&b, "interval: %s\n", LabInterval)
 	return b.String()
 }
 

@@ -115,6 +115,10 @@ type Result struct {
 
 	Timings Timings
 	Start   time.Time
+
+	// err and timedOut keep what Reason needs from the failure.
+	err      error
+	timedOut bool
 }
 
 // Bucket is a bucket to probe.
@@ -341,6 +345,7 @@ func (p *Prober) do(ctx context.Context, op Op, key string, send func(context.Co
 	r.Timings = t.timings(end)
 
 	if err != nil {
+		r.err = err
 		r.Error = shortError(err)
 		r.FailedIn = phaseOf(err, lookupErr, dialErr)
 		describeResponse(&r, err)
@@ -420,7 +425,10 @@ func describeResponse(r *Result, err error) {
 	}
 
 	var netErr net.Error
-	if r.Code == "" && errors.As(err, &netErr) && netErr.Timeout() {
-		r.Error = "timed out: " + r.Error
+	if r.Code == "" && (errors.As(err, &netErr) && netErr.Timeout() || errors.Is(err, context.DeadlineExceeded)) {
+		r.timedOut = true
+		if !strings.Contains(r.Error, "timeout") {
+			r.Error = "timed out: " + r.Error
+		}
 	}
 }

@@ -149,9 +149,13 @@ type Bucket struct {
 	// the bucket's real region.
 	RedirectedFrom string `json:"redirected_from,omitempty"`
 
-	// Path is the path of the bucket's probes when they all agree, else
-	// that of the first probe that connected.
+	// Path is the path of the first probe that chose an address; the
+	// others follow the same route unless the world changed mid-cycle.
 	Path Path `json:"path"`
+
+	// ExpectPath is the configured path kind the bucket should take;
+	// empty when none is configured.
+	ExpectPath string `json:"expect_path,omitempty"`
 
 	// DNS is how the bucket's S3 name resolved, for the first probe.
 	DNS *DNS `json:"dns,omitempty"`
@@ -205,7 +209,11 @@ type Probe struct {
 	Key string `json:"key,omitempty"`
 
 	// FailedIn is resolve, connect, tls, request or verify.
-	FailedIn   string `json:"failed_in,omitempty"`
+	FailedIn string `json:"failed_in,omitempty"`
+
+	// Reason classifies a failure for alerting: access_denied,
+	// wrong_region, dns, connect_timeout and so on (docs/metrics.md).
+	Reason     string `json:"reason,omitempty"`
 	ErrorCode  string `json:"error_code,omitempty"`
 	HTTPStatus int    `json:"http_status,omitempty"`
 	Error      string `json:"error,omitempty"`
