@@ -31,11 +31,11 @@ const (
 	// rollout, an autoscaling burst) do not stay in step.
 	jitterFraction = 0.1
 
-	// earlyRefreshGap is the least time between two topology reads
-	// triggered by a change in what the probes see. A change that hits
-	// a whole fleet at once (an S3 outage) then costs each agent one
-	// read, not one per cycle.
-	earlyRefreshGap = 10 * time.Minute
+	// DefaultEarlyRefreshGap is the least time between two topology
+	// reads triggered by a change in what the probes see. A change that
+	// hits a whole fleet at once (an S3 outage) then costs each agent
+	// one read, not one per cycle.
+	DefaultEarlyRefreshGap = 10 * time.Minute
 
 	// retryAfterError is when a topology read that failed in part is
 	// tried again; throttling doubles it, up to maxBackoff.
@@ -71,19 +71,22 @@ type Daemon struct {
 	Heartbeat      func()
 	HeartbeatEvery time.Duration
 
+	// EarlyRefreshGap overrides DefaultEarlyRefreshGap when positive.
+	EarlyRefreshGap time.Duration
+
 	reloads chan chan error
 
 	// The fields below belong to the loop goroutine and the one cycle
 	// it runs at a time, which never overlap in writing them.
-	id          *imds.Identity
-	idRetry     time.Time
-	network     *agent.Network
-	netExpiry   time.Time
-	netRead     time.Time
-	backoff     time.Duration
-	lastSeen    map[string]observation
-	mu   sync.Mutex
-	last *report.Report
+	id        *imds.Identity
+	idRetry   time.Time
+	network   *agent.Network
+	netExpiry time.Time
+	netRead   time.Time
+	backoff   time.Duration
+	lastSeen  map[string]observation
+	mu        sync.Mutex
+	last      *report.Report
 }
 
 // observation is what a change in a bucket's probes is judged by.
@@ -230,7 +233,11 @@ func (d *Daemon) cycle(a *agent.Agent) {
 
 	// What the probes saw changed: the route table may have too. Read
 	// it again now, within a rate limit, and judge the paths by it.
-	if d.changed(results) && time.Since(d.netRead) >= earlyRefreshGap {
+	gap := d.EarlyRefreshGap
+	if gap <= 0 {
+		gap = DefaultEarlyRefreshGap
+	}
+	if d.changed(results) && time.Since(d.netRead) >= gap {
 		d.Log.Info("probe outcome or address changed; reading the topology again")
 		d.refreshTopology(ctx, a, *id, true)
 		rep = a.Assemble(*id, d.network, results)

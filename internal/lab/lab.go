@@ -100,6 +100,9 @@ func (l *Lab) start(ctx context.Context) error {
 	return os.WriteFile(l.ConfigPath(), []byte(l.agentConfig()), 0o644)
 }
 
+// EC2URL is the EC2 API stand-in's endpoint.
+func (l *Lab) EC2URL() string { return l.ec2URL }
+
 // ConfigPath is the agent configuration the lab wrote.
 func (l *Lab) ConfigPath() string { return filepath.Join(l.Dir, ConfigFile) }
 
