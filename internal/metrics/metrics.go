@@ -91,9 +91,9 @@ func New(build BuildInfo) *Metrics {
 	m.lastSuccess = gauge("bucket_last_success_timestamp_seconds", "Unix time of the last cycle in which every probe of the bucket succeeded.", "bucket")
 
 	m.pathInfo = gauge("path_info", "The path the bucket's traffic takes; always 1.", "bucket", "kind", "target", "route_table")
-	m.pathExpected = gauge("path_expected", "Whether the bucket's path is of its configured expected kind.", "bucket")
+	m.pathExpected = gauge("path_expected", "Whether the bucket's path is of its configured expected kind.", "bucket", "expected")
 	m.pathChanges = counter("path_changes_total", "Times the bucket's path kind or target changed.", "bucket")
-	m.finding = gauge("finding", "A finding of the last cycle; always 1.", "bucket", "code", "severity")
+	m.finding = gauge("finding", "A finding of the last cycle; always 1.", "bucket", "code", "finding_severity")
 
 	m.cycles = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "cycles_total", Help: "Probe cycles run."})
 	m.cyclesSkipped = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "cycles_skipped_total", Help: "Cycles not started because the previous one was still running."})
@@ -112,6 +112,11 @@ func New(build BuildInfo) *Metrics {
 		Namespace: ns, Name: "topology_age_seconds",
 		Help: "Seconds since the topology was last read in full.",
 	}, m.topologyAge)
+
+	// Both results exist from the start, so that increase() sees the
+	// first error.
+	m.topologyRefreshes.WithLabelValues("success")
+	m.topologyRefreshes.WithLabelValues("error")
 
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: ns, Name: "build_info", Help: "Build information; always 1.",
@@ -226,21 +231,22 @@ func (m *Metrics) observePath(b report.Bucket) {
 	m.pathInfo.With(labels).Set(1)
 	m.paths[b.Name] = labels
 
+	// One series per bucket: a changed expectation replaces the old.
+	m.pathExpected.DeletePartialMatch(prometheus.Labels{"bucket": b.Name})
 	if b.ExpectPath == "" {
-		m.pathExpected.DeleteLabelValues(b.Name)
 		return
 	}
 	v := 0.0
 	if b.Path.Kind == b.ExpectPath {
 		v = 1
 	}
-	m.pathExpected.WithLabelValues(b.Name).Set(v)
+	m.pathExpected.WithLabelValues(b.Name, b.ExpectPath).Set(v)
 }
 
 func (m *Metrics) observeFindings(fs []report.Finding) {
 	now := map[string]prometheus.Labels{}
 	for _, f := range fs {
-		l := prometheus.Labels{"bucket": f.Bucket, "code": f.Code, "severity": string(f.Severity)}
+		l := prometheus.Labels{"bucket": f.Bucket, "code": f.Code, "finding_severity": string(f.Severity)}
 		now[f.Bucket+"\x00"+f.Code+"\x00"+string(f.Severity)] = l
 	}
 	for k, l := range m.findings {

@@ -63,13 +63,13 @@ pathagent_bucket_failure_reason{bucket="data",reason="access_denied"} 1
 pathagent_bucket_reachable{bucket="data"} 0
 # HELP pathagent_finding A finding of the last cycle; always 1.
 # TYPE pathagent_finding gauge
-pathagent_finding{bucket="data",code="nat_gateway_same_region",severity="warning"} 1
+pathagent_finding{bucket="data",code="nat_gateway_same_region",finding_severity="warning"} 1
 # HELP pathagent_path_changes_total Times the bucket's path kind or target changed.
 # TYPE pathagent_path_changes_total counter
 pathagent_path_changes_total{bucket="data"} 1
 # HELP pathagent_path_expected Whether the bucket's path is of its configured expected kind.
 # TYPE pathagent_path_expected gauge
-pathagent_path_expected{bucket="data"} 0
+pathagent_path_expected{bucket="data",expected="gateway_endpoint"} 0
 # HELP pathagent_path_info The path the bucket's traffic takes; always 1.
 # TYPE pathagent_path_info gauge
 pathagent_path_info{bucket="data",kind="nat_gateway",route_table="rtb-1",target="nat-1"} 1
