@@ -2,6 +2,7 @@
 #
 #   make demo    build, install the lab's tools, run `pathagent once` on the lab
 #   make test    install the lab's tools, vet and run every test
+#   make package build the .deb and .rpm into dist/ (see packaging/README.md)
 #
 # The lab's servers are installed with `go install` at pinned versions into
 # $(GOBIN) (by default $(go env GOPATH)/bin); nothing else is downloaded.
@@ -15,22 +16,45 @@ SCENARIO ?= lab/scenarios/gateway-endpoint.yaml
 EC2_METADATA_MOCK = github.com/aws/amazon-ec2-metadata-mock/cmd/ec2-metadata-mock@v1.13.0
 VERSITYGW         = github.com/versity/versitygw/cmd/versitygw@v1.8.0
 
+# promtool checks packaging/prometheus; Debian ships it in its prometheus
+# package, pinned to the version the rules were written against.
+PROMETHEUS_DEB ?= prometheus=2.42.0*
+SUDO           := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+# Packager for the .deb and .rpm.
+NFPM              = github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.48.0
+
+# Packages: the target architecture (arm64 for Graviton) and a version
+# deb and rpm accept: a tag without its v, or 0.0.0+HASH when untagged,
+# with - turned into . (a - would split off a package revision).
+PKG_ARCH    ?= amd64
+REVISION    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+PKG_VERSION ?= $(shell echo '$(VERSION)' | sed -E 's/^v([0-9]+\.[0-9])/\1/; /^[0-9]+\.[0-9]/!s/^/0.0.0+/; s/-/./g')
+
 export PATH := $(GOBIN):$(PATH)
 
-.PHONY: all build tools demo test vet clean
+.PHONY: all build tools promtool demo test vet clean package
 
 all: build
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/ ./cmd/...
 
-tools: $(GOBIN)/ec2-metadata-mock $(GOBIN)/versitygw
+tools: $(GOBIN)/ec2-metadata-mock $(GOBIN)/versitygw $(GOBIN)/nfpm
 
 $(GOBIN)/ec2-metadata-mock:
 	GOBIN=$(GOBIN) $(GO) install $(EC2_METADATA_MOCK)
 
 $(GOBIN)/versitygw:
 	GOBIN=$(GOBIN) $(GO) install $(VERSITYGW)
+
+promtool:
+	@command -v promtool >/dev/null || { \
+		$(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y '$(PROMETHEUS_DEB)'; }
+
+$(GOBIN)/nfpm:
+	GOBIN=$(GOBIN) $(GO) install $(NFPM)
 
 # One diagnosis against the lab's default scenario; pick another with
 # SCENARIO=lab/scenarios/NAME.yaml.
@@ -41,8 +65,20 @@ vet:
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-test: tools vet
+test: tools promtool vet
 	$(GO) test -count=1 ./...
+
+# A static binary for the package's architecture (-s -w drop the symbol
+# tables; panics still print full stacks), then one .deb and one .rpm.
+package: $(GOBIN)/nfpm
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(PKG_ARCH) $(GO) build -trimpath \
+		-ldflags "-s -w -X main.version=$(VERSION) -X main.revision=$(REVISION)" \
+		-o bin/pathagent ./cmd/pathagent
+	mkdir -p dist
+	for p in deb rpm; do \
+		VERSION='$(PKG_VERSION)' GOARCH=$(PKG_ARCH) PATHAGENT_BINARY=bin/pathagent \
+			nfpm package -f packaging/nfpm.yaml --packager $$p --target dist/ || exit 1; \
+	done
 
 clean:
 	rm -rf bin dist

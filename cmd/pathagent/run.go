@@ -67,6 +67,7 @@ func runDaemon(args []string, stderr io.Writer) int {
 		webConfig  = fs.String("web.config.file", "", "TLS and basic auth configuration `file` (exporter-toolkit format)")
 		logLevel   = fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 		logFormat  = fs.String("log-format", "text", "log `format`: text or json")
+		lifecycle  = fs.Bool("web.enable-lifecycle", false, "accept reloads over HTTP (POST /-/reload); SIGHUP always works")
 	)
 	fs.Var(listen, "web.listen-address", "`address` to serve metrics on; repeat for more")
 	if err := fs.Parse(args); err != nil {
@@ -122,7 +123,7 @@ func runDaemon(args []string, stderr io.Writer) int {
 	}()
 
 	srv := &http.Server{
-		Handler:           handler(d, m),
+		Handler:           handler(d, m, *lifecycle),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	flags := &web.FlagConfig{
@@ -159,15 +160,20 @@ func runDaemon(args []string, stderr io.Writer) int {
 	return code
 }
 
-// handler serves the metrics, a liveness check, a reload call and the
-// latest report.
-func handler(d *daemon.Daemon, m *metrics.Metrics) http.Handler {
+// handler serves the metrics, a liveness check, the latest report and, when
+// lifecycle is set, a reload call. Reloading is off by default because
+// anyone who can reach the port could call it.
+func handler(d *daemon.Daemon, m *metrics.Metrics, lifecycle bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "pathagent is healthy")
 	})
 	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
+		if !lifecycle {
+			http.Error(w, "reloading over HTTP is off; start with --web.enable-lifecycle", http.StatusForbidden)
+			return
+		}
 		if r.Method != http.MethodPost && r.Method != http.MethodPut {
 			w.Header().Set("Allow", "POST, PUT")
 			http.Error(w, "use POST or PUT to reload", http.StatusMethodNotAllowed)
