@@ -3,21 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pathagent/pathagent/internal/lab"
+	"github.com/pathagent/pathagent/internal/lab/labtest"
 	"github.com/pathagent/pathagent/internal/lab/scenario"
 	"github.com/pathagent/pathagent/internal/report"
 )
@@ -218,66 +211,14 @@ func checkProbes(t *testing.T, b report.Bucket, wantOK bool) {
 // it, as `pathagent-lab run` does for a child.
 func startLab(t *testing.T, name string) (*lab.Lab, *scenario.Scenario) {
 	t.Helper()
-	s, err := scenario.Load(filepath.Join("..", "..", "lab", "scenarios", name+".yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	l, err := lab.Start(ctx, t.TempDir(), s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := l.Stop(); err != nil {
-			t.Errorf("stop lab: %v", err)
-		}
-	})
-
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if len(lab.CleanEnv([]string{kv})) == 0 {
-			t.Setenv(k, "")
-			os.Unsetenv(k)
-		}
-	}
-	for _, kv := range l.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
+	s := labtest.Scenario(t, name)
+	l := labtest.Start(t, s)
+	labtest.UseEnv(t, l)
 
 	// The agent must work with a CA bundle set, as it may be on an
 	// instance; the SDK then needs its own kind of HTTP client.
-	t.Setenv("AWS_CA_BUNDLE", writeCA(t))
+	t.Setenv("AWS_CA_BUNDLE", labtest.WriteCA(t))
 	return l, s
-}
-
-// writeCA writes a throwaway CA certificate and returns its path.
-func writeCA(t *testing.T) string {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "pathagent test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 func objects(t *testing.T, l *lab.Lab, s *scenario.Scenario) map[string]int64 {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +20,7 @@ import (
 	"github.com/pathagent/pathagent/internal/imds"
 	"github.com/pathagent/pathagent/internal/lab"
 	"github.com/pathagent/pathagent/internal/lab/dnsserver"
+	"github.com/pathagent/pathagent/internal/lab/labtest"
 	"github.com/pathagent/pathagent/internal/lab/scenario"
 	"github.com/pathagent/pathagent/internal/metrics"
 )
@@ -45,17 +45,8 @@ type harness struct {
 
 func newHarness(t *testing.T, name string) *harness {
 	t.Helper()
-	s, err := scenario.Load(filepath.Join("..", "..", "lab", "scenarios", name+".yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	l, err := lab.Start(ctx, t.TempDir(), s)
-	if err != nil {
-		t.Fatalf("start lab (run `make tools` if a binary is missing): %v", err)
-	}
-	t.Cleanup(func() { l.Stop() })
+	s := labtest.Scenario(t, name)
+	l := labtest.Start(t, s)
 
 	cfg, err := config.Load(l.ConfigPath())
 	if err != nil {
