@@ -344,6 +344,7 @@ func bucketReport(eb explain.Bucket, region string) report.Bucket {
 		Region: br.Region,
 		Path:   pathReport(eb.Path),
 		Probes: []report.Probe{},
+		Swept:  br.Swept,
 	}
 	if br.Redirect != nil {
 		out.RedirectedFrom = region

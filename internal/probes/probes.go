@@ -42,6 +42,19 @@ const DefaultPrefix = "pathagent-probe/"
 // bytes, and a larger answer is a mismatch whatever it holds.
 const maxBody = 4096
 
+// probeSuffix ends every probe object's key; the sweep removes nothing
+// else.
+const probeSuffix = ".probe"
+
+// staleAfter is how old a probe object must be before the sweep removes
+// it: far beyond the longest a probe runs (its put, get and delete, each
+// bounded by the probe timeout), so the sweep never races a live probe.
+const staleAfter = 5 * time.Minute
+
+// listKeys is how many keys the list probe asks for: enough to clear a
+// few leftovers a cycle, small enough to keep the answer tiny.
+const listKeys = 10
+
 var errNoAddress = errors.New("no address in the answer")
 
 // Op is one probe operation.
@@ -143,6 +156,10 @@ type BucketResult struct {
 	Redirect *Result
 
 	Probes []Result
+
+	// Swept counts leftover probe objects of an earlier, interrupted
+	// run that this run deleted.
+	Swept int
 }
 
 // Prober runs the probes. Its zero value is not usable: Config, Resolver,
@@ -189,7 +206,7 @@ func (p *Prober) Run(ctx context.Context, b Bucket) BucketResult {
 	out := BucketResult{Bucket: b.Name, Region: region}
 
 	client := p.client(region)
-	list := p.list(ctx, client, b.Name)
+	list, stale := p.list(ctx, client, b.Name)
 
 	// S3 names the bucket's region on a wrong-region answer; follow it
 	// once, so the probes measure the path the bucket's traffic takes.
@@ -198,9 +215,10 @@ func (p *Prober) Run(ctx context.Context, b Bucket) BucketResult {
 		out.Redirect = &redirect
 		out.Region = list.BucketRegion
 		client = p.client(out.Region)
-		list = p.list(ctx, client, b.Name)
+		list, stale = p.list(ctx, client, b.Name)
 	}
 	out.Probes = append(out.Probes, list)
+	out.Swept = p.sweep(ctx, client, b.Name, stale)
 
 	put, key, body := p.put(ctx, client, b.Name)
 	out.Probes = append(out.Probes, put)
@@ -238,15 +256,43 @@ func (p *Prober) client(region string) *s3.Client {
 	})
 }
 
-func (p *Prober) list(ctx context.Context, c *s3.Client, bucket string) Result {
-	return p.do(ctx, List, "", func(ctx context.Context) error {
-		_, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
+// list lists the probe prefix. It returns the probe objects a killed
+// agent left behind, for Run to remove: older than staleAfter, so that an
+// object another run of the agent is probing with right now is never
+// taken, and named as the put probe names them.
+func (p *Prober) list(ctx context.Context, c *s3.Client, bucket string) (Result, []string) {
+	var stale []string
+	r := p.do(ctx, List, "", func(ctx context.Context) error {
+		out, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
 			Bucket:  aws.String(bucket),
 			Prefix:  aws.String(p.Prefix),
-			MaxKeys: aws.Int32(1),
+			MaxKeys: aws.Int32(listKeys),
 		})
-		return err
+		if err != nil {
+			return err
+		}
+		for _, o := range out.Contents {
+			key := aws.ToString(o.Key)
+			old := o.LastModified != nil && time.Since(*o.LastModified) > staleAfter
+			if old && strings.HasPrefix(key, p.Prefix) && strings.HasSuffix(key, probeSuffix) {
+				stale = append(stale, key)
+			}
+		}
+		return nil
 	})
+	return r, stale
+}
+
+// sweep deletes leftover probe objects. It is best effort: a failure is
+// logged by the caller through the count, and the next cycle tries again.
+func (p *Prober) sweep(ctx context.Context, c *s3.Client, bucket string, keys []string) int {
+	removed := 0
+	for _, key := range keys {
+		if r := p.delete(ctx, c, bucket, key); r.Success {
+			removed++
+		}
+	}
+	return removed
 }
 
 // put writes a new object under the probe prefix. The key holds the time
@@ -258,7 +304,7 @@ func (p *Prober) put(ctx context.Context, c *s3.Client, bucket string) (Result, 
 	if _, err := rand.Read(nonce); err != nil {
 		return Result{Op: Put, FailedIn: PhaseRequest, Error: fmt.Sprintf("make key: %v", err)}, "", nil
 	}
-	key := fmt.Sprintf("%s%s-%s.probe", p.Prefix, now.Format("20060102T150405Z"), hex.EncodeToString(nonce))
+	key := fmt.Sprintf("%s%s-%s%s", p.Prefix, now.Format("20060102T150405Z"), hex.EncodeToString(nonce), probeSuffix)
 	body := fmt.Appendf(nil, "pathagent probe %s %s\n", now.Format(time.RFC3339Nano), hex.EncodeToString(nonce))
 
 	r := p.do(ctx, Put, key, func(ctx context.Context) error {

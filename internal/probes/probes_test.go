@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -34,9 +36,15 @@ const prefix = "pathagent-probe/i-test/"
 type world struct {
 	s3  *s3lab.Lab
 	dns *dnsserver.Server
+	dir string
 }
 
 func newWorld(t *testing.T, policy string) *world {
+	t.Helper()
+	return newWorldWith(t, policy, map[string]string{"user/data.txt": "keep me"})
+}
+
+func newWorldWith(t *testing.T, policy string, objects map[string]string) *world {
 	t.Helper()
 	s := &scenario.Scenario{
 		Name:   "probes",
@@ -49,12 +57,13 @@ func newWorld(t *testing.T, policy string) *world {
 			Name:    "probe-bucket",
 			Region:  "us-east-1",
 			Policy:  policy,
-			Objects: map[string]string{"user/data.txt": "keep me"},
+			Objects: objects,
 		}},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	l, err := s3lab.Start(ctx, t.TempDir(), s, agentCreds)
+	dir := t.TempDir()
+	l, err := s3lab.Start(ctx, dir, s, agentCreds)
 	if err != nil {
 		t.Fatalf("start s3 lab (run `make tools` if versitygw is missing): %v", err)
 	}
@@ -68,7 +77,7 @@ func newWorld(t *testing.T, policy string) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
-	return &world{s3: l, dns: d}
+	return &world{s3: l, dns: d, dir: dir}
 }
 
 func (w *world) prober(endpointHost string) *Prober {
@@ -271,5 +280,42 @@ func TestShortError(t *testing.T) {
 	wrapped := fmt.Errorf("operation error S3: ListObjectsV2: %w", &url.Error{Op: "Get", URL: "http://x", Err: err})
 	if got := shortError(wrapped); got != err.Error() {
 		t.Errorf("shortError = %q, want %q", got, err.Error())
+	}
+}
+
+// A probe object an interrupted run left behind is deleted by the next
+// run's list; a fresh one (another run's, in flight) and anything not named
+// like a probe object stay.
+func TestSweepRemovesLeftovers(t *testing.T) {
+	leftover := prefix + "20200101T000000Z-0123456789abcdef.probe"
+	fresh := prefix + "20991231T000000Z-fedcba9876543210.probe"
+	notes := prefix + "notes.txt"
+	w := newWorldWith(t, "", map[string]string{leftover: "x", fresh: "y", notes: "z"})
+
+	// versitygw's posix backend takes LastModified from the file.
+	old := time.Now().Add(-time.Hour)
+	for _, key := range []string{leftover, notes} {
+		path := filepath.Join(w.dir, "s3-us-east-1", "data", "probe-bucket", key)
+		if err := os.Chtimes(path, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	res := w.prober("s3.us-east-1.amazonaws.com").Run(context.Background(), Bucket{Name: "probe-bucket"})
+
+	if res.Swept != 1 {
+		t.Errorf("swept %d objects, want 1", res.Swept)
+	}
+	objs, err := w.s3.ListObjects(context.Background(), "probe-bucket")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := objs[leftover]; ok {
+		t.Error("the stale probe object is still there")
+	}
+	for _, key := range []string{fresh, notes} {
+		if _, ok := objs[key]; !ok {
+			t.Errorf("%s was deleted", key)
+		}
 	}
 }

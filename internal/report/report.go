@@ -161,6 +161,10 @@ type Bucket struct {
 	DNS *DNS `json:"dns,omitempty"`
 
 	Probes []Probe `json:"probes"`
+
+	// Swept counts probe objects an interrupted earlier run left behind,
+	// which this run deleted.
+	Swept int `json:"swept_objects,omitempty"`
 }
 
 // Path is how traffic left the subnet.
