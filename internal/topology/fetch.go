@@ -87,16 +87,21 @@ func Fetch(ctx context.Context, api EC2API, vpcID, subnetID, region string) *Top
 //   - GetManagedPrefixListEntries: 1 per list named (more only for a
 //     list longer than PageSize);
 //   - DescribePrefixLists: 1, only if GetManagedPrefixListEntries is
-//     denied, replacing it for the remaining lists.
+//     denied, replacing it for the remaining lists;
+//   - when no route names the region's S3 list, DescribeManagedPrefixLists
+//     by name and GetManagedPrefixListEntries once each, so that an S3
+//     address can still be told from one that is not S3's.
 //
-// A subnet routed to an S3 gateway endpoint thus costs 4 calls (5 through
-// the main table); one without prefix list routes 2 (or 3).
+// Either way a subnet costs 4 calls (5 through the main table).
 func (f *Fetcher) Fetch(ctx context.Context, vpcID, subnetID, region string) *Topology {
 	t := &Topology{}
 	t.RouteTable = f.routeTable(ctx, t, vpcID, subnetID)
 	t.Endpoints = f.endpoints(ctx, t, vpcID, region)
 	if t.RouteTable != nil {
 		t.PrefixLists = f.prefixLists(ctx, t, prefixListIDs(t.RouteTable))
+	}
+	if t.RouteTable != nil {
+		f.s3List(ctx, t, region)
 	}
 
 	now := time.Now
@@ -208,6 +213,46 @@ func (f *Fetcher) prefixLists(ctx context.Context, t *Topology,
 		lists[id] = PrefixList{ID: id, Name: names[id], CIDRs: cidrs}
 	}
 	return lists
+}
+
+// s3List makes sure t knows the region's S3 prefix list, reading it by
+// name when no route named it, and records its id in t.S3PrefixListID.
+func (f *Fetcher) s3List(ctx context.Context, t *Topology, region string) {
+	name := "com.amazonaws." + region + ".s3"
+	for id, pl := range t.PrefixLists {
+		if pl.Name == name {
+			t.S3PrefixListID = id
+			return
+		}
+	}
+	// A prefix list call that failed already would only fail again.
+	for _, p := range t.Problems {
+		if p.Call == callManagedLists || p.Call == callEntries {
+			return
+		}
+	}
+
+	out, err := f.API.DescribeManagedPrefixLists(ctx, &ec2.DescribeManagedPrefixListsInput{
+		Filters: []types.Filter{filter("prefix-list-name", name)},
+	})
+	if err != nil {
+		t.addProblem(callManagedLists, err)
+		return
+	}
+	if len(out.PrefixLists) == 0 {
+		return
+	}
+	id := aws.ToString(out.PrefixLists[0].PrefixListId)
+	cidrs, err := f.entries(ctx, t, id)
+	if err != nil {
+		t.addProblem(callEntries, err)
+		return
+	}
+	if t.PrefixLists == nil {
+		t.PrefixLists = map[string]PrefixList{}
+	}
+	t.PrefixLists[id] = PrefixList{ID: id, Name: name, CIDRs: cidrs}
+	t.S3PrefixListID = id
 }
 
 // prefixListNames asks for the names of all lists in one call. Without

@@ -66,6 +66,7 @@ func gatewayTopology() topology.Topology {
 			RouteTableIDs:  []string{"rtb-0private00000001"},
 			PolicyDocument: fullAccessPolicy,
 		}},
+		S3PrefixListID: "pl-63a5400a",
 		PrefixLists: map[string]topology.PrefixList{
 			"pl-63a5400a": {
 				ID:    "pl-63a5400a",
@@ -127,8 +128,8 @@ func TestFetch(t *testing.T) {
 			wantCalls: standardCalls,
 		},
 		{
-			// The second DescribeRouteTables finds the main table; its
-			// routes name no prefix list, so no prefix list call follows.
+			// The second DescribeRouteTables finds the main table. Its
+			// routes name no prefix list, so the S3 list is read by name.
 			name: "implicit main table",
 			edit: func(sc *scenario.Scenario) { sc.RouteTables[1].Subnets = nil },
 			want: func(w *topology.Topology) {
@@ -142,11 +143,12 @@ func TestFetch(t *testing.T) {
 						Origin:      "CreateRouteTable",
 					}},
 				}
-				w.PrefixLists = nil
 			},
 			wantCalls: map[string]int{
-				"DescribeRouteTables":  2,
-				"DescribeVpcEndpoints": 1,
+				"DescribeRouteTables":         2,
+				"DescribeVpcEndpoints":        1,
+				"DescribeManagedPrefixLists":  1,
+				"GetManagedPrefixListEntries": 1,
 			},
 		},
 		{
@@ -266,6 +268,7 @@ func TestFetch(t *testing.T) {
 			want: func(w *topology.Topology) {
 				w.RouteTable = nil
 				w.PrefixLists = nil
+				w.S3PrefixListID = ""
 				w.Problems = []topology.Problem{{
 					Call:    "DescribeRouteTables",
 					Code:    "UnauthorizedOperation",
@@ -313,6 +316,7 @@ func TestFetch(t *testing.T) {
 			deny: []string{"GetManagedPrefixListEntries", "DescribePrefixLists"},
 			want: func(w *topology.Topology) {
 				w.PrefixLists = map[string]topology.PrefixList{}
+				w.S3PrefixListID = ""
 				w.Problems = []topology.Problem{
 					{Call: "GetManagedPrefixListEntries", Code: "UnauthorizedOperation", Message: deniedMessage},
 					{Call: "DescribePrefixLists", Code: "UnauthorizedOperation", Message: deniedMessage},
@@ -334,6 +338,8 @@ func TestFetch(t *testing.T) {
 				pl := w.PrefixLists["pl-63a5400a"]
 				pl.Name = ""
 				w.PrefixLists["pl-63a5400a"] = pl
+				// Without names, nothing says which list is S3's.
+				w.S3PrefixListID = ""
 				w.Problems = []topology.Problem{{
 					Call:    "DescribeManagedPrefixLists",
 					Code:    "UnauthorizedOperation",
@@ -350,6 +356,7 @@ func TestFetch(t *testing.T) {
 				w.RouteTable = nil
 				w.Endpoints = nil
 				w.PrefixLists = nil
+				w.S3PrefixListID = ""
 				const msg = "the request signature does not match"
 				w.Problems = []topology.Problem{
 					{Call: "DescribeRouteTables", Code: "AuthFailure", Message: msg},

@@ -25,6 +25,12 @@ type Topology struct {
 	// not be read is absent and has a problem recorded.
 	PrefixLists map[string]PrefixList
 
+	// S3PrefixListID is the id of the region's S3 prefix list (also in
+	// PrefixLists), read even when no route names it, so that any
+	// address can be checked against S3's published ranges. Empty when
+	// it could not be read.
+	S3PrefixListID string
+
 	// Problems lists every EC2 call that failed, in call order.
 	Problems []Problem
 
