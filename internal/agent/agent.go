@@ -16,6 +16,7 @@ import (
 	awsimds "github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/smithy-go/middleware"
+	"golang.org/x/net/http/httpproxy"
 
 	"github.com/pathagent/pathagent/internal/config"
 	"github.com/pathagent/pathagent/internal/explain"
@@ -72,8 +73,7 @@ func (a *Agent) Check(ctx context.Context) *report.Report {
 		return IdentityFailure(err)
 	}
 	n := a.ReadNetwork(ctx, id)
-	results := a.Probe(ctx, id, a.Config.Buckets)
-	return a.Assemble(id, n, results)
+	return a.Assemble(id, n, a.Probe(ctx, id, a.Config.Buckets))
 }
 
 // IdentityFailure is the report of an agent that could not learn which
@@ -137,9 +137,25 @@ func (a *Agent) ReadNetwork(ctx context.Context, id imds.Identity) *Network {
 	return n
 }
 
-// Probe probes the buckets, at most Config.MaxConcurrent at once, and
-// returns their results in the buckets' order.
-func (a *Agent) Probe(ctx context.Context, id imds.Identity, buckets []config.Bucket) []probes.BucketResult {
+// Observed is what one round of probes saw.
+type Observed struct {
+	// Results holds each bucket's probes, in the buckets' order.
+	Results []probes.BucketResult
+
+	// Credentials says where the probes' credentials came from.
+	Credentials explain.Credentials
+
+	// NoProxy is the NO_PROXY setting the probes ran with.
+	NoProxy string
+}
+
+// Probe probes the buckets, at most Config.MaxConcurrent at once.
+func (a *Agent) Probe(ctx context.Context, id imds.Identity, buckets []config.Bucket) *Observed {
+	obs := &Observed{
+		Credentials: a.credentials(ctx),
+		NoProxy:     httpproxy.FromEnvironment().NoProxy,
+	}
+
 	prefix := a.Config.ProbePrefix
 	if prefix == "" {
 		prefix = probes.DefaultPrefix
@@ -171,12 +187,32 @@ func (a *Agent) Probe(ctx context.Context, id imds.Identity, buckets []config.Bu
 		}()
 	}
 	wg.Wait()
-	return out
+	obs.Results = out
+	return obs
+}
+
+// credentials asks the SDK for the credentials the probes will sign with
+// (it caches them, so the probes' own requests reuse them) and says where
+// they came from, without keeping them.
+func (a *Agent) credentials(ctx context.Context) explain.Credentials {
+	if a.AWS.Credentials == nil {
+		return explain.Credentials{Err: errors.New("no credential provider is configured")}
+	}
+	c, err := a.AWS.Credentials.Retrieve(ctx)
+	if err != nil {
+		return explain.Credentials{Err: err}
+	}
+	source, _, _ := strings.Cut(c.Source, ":")
+	return explain.Credentials{
+		Source: source,
+		// Long-term IAM user keys start AKIA; temporary ones ASIA.
+		LongLived: strings.HasPrefix(c.AccessKeyID, "AKIA") && c.SessionToken == "",
+	}
 }
 
 // Assemble attributes each probe to its path, explains what the results
 // show and builds the report. It does no I/O.
-func (a *Agent) Assemble(id imds.Identity, n *Network, results []probes.BucketResult) *report.Report {
+func (a *Agent) Assemble(id imds.Identity, n *Network, obs *Observed) *report.Report {
 	rep := newReport()
 	rep.Resolver = a.Resolver
 	rep.Identity = identityReport(id)
@@ -187,9 +223,18 @@ func (a *Agent) Assemble(id imds.Identity, n *Network, results []probes.BucketRe
 		expect[b.Name] = b.ExpectPath
 	}
 
-	in := explain.Input{Region: id.Region, Topology: n.Topology}
+	in := explain.Input{
+		Region:      id.Region,
+		Topology:    n.Topology,
+		VPCCIDRs:    id.VPCCIDRs,
+		Credentials: obs.Credentials,
+		NoProxy:     obs.NoProxy,
+	}
+	if rep.Identity != nil {
+		rep.Identity.Credentials = obs.Credentials.Source
+	}
 	failed := false
-	for _, br := range results {
+	for _, br := range obs.Results {
 		eb := attribute(n.Topology, n.EndpointAddrs, br)
 		in.Buckets = append(in.Buckets, eb)
 

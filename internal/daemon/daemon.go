@@ -228,8 +228,8 @@ func (d *Daemon) cycle(a *agent.Agent) {
 	}
 	d.refreshTopology(ctx, a, *id, false)
 
-	results := a.Probe(ctx, *id, a.Config.Buckets)
-	rep := a.Assemble(*id, d.network, results)
+	obs := a.Probe(ctx, *id, a.Config.Buckets)
+	rep := a.Assemble(*id, d.network, obs)
 
 	// What the probes saw changed: the route table may have too. Read
 	// it again now, within a rate limit, and judge the paths by it.
@@ -237,10 +237,10 @@ func (d *Daemon) cycle(a *agent.Agent) {
 	if gap <= 0 {
 		gap = DefaultEarlyRefreshGap
 	}
-	if d.changed(results) && time.Since(d.netRead) >= gap {
+	if d.changed(obs.Results) && time.Since(d.netRead) >= gap {
 		d.Log.Info("probe outcome or address changed; reading the topology again")
 		d.refreshTopology(ctx, a, *id, true)
-		rep = a.Assemble(*id, d.network, results)
+		rep = a.Assemble(*id, d.network, obs)
 	}
 	d.publish(rep, time.Since(start), true)
 }

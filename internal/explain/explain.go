@@ -5,6 +5,7 @@ package explain
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 
 	"github.com/pathagent/pathagent/internal/probes"
@@ -26,6 +27,15 @@ const (
 	CodePathUnknown         = "path_unknown"
 	CodeEC2CallFailed       = "ec2_call_failed"
 	CodeEndpointUnavailable = "endpoint_not_available"
+	CodeDNSFailed           = "dns_failed"
+	CodeDNSUnexpected       = "dns_unexpected_address"
+	CodePrivateDNSOff       = "interface_endpoint_private_dns_off"
+	CodeLongLivedKeys       = "long_lived_credentials"
+	CodeNoCredentials       = "no_credentials"
+	CodeCredentialsRejected = "credentials_rejected"
+	CodeClockSkew           = "clock_skew"
+	CodeTimeoutOnOpenRoute  = "connect_timeout_on_open_route"
+	CodeAccessDenied        = "access_denied"
 )
 
 // Bucket is what was observed for one bucket.
@@ -45,6 +55,32 @@ type Input struct {
 	Region   string
 	Topology *topology.Topology
 	Buckets  []Bucket
+
+	// VPCCIDRs are the VPC's address ranges, from IMDS.
+	VPCCIDRs []netip.Prefix
+
+	// Credentials says where the SDK found the credentials the probes
+	// signed with.
+	Credentials Credentials
+
+	// NoProxy is the NO_PROXY setting in force, for explaining why a
+	// proxy was used.
+	NoProxy string
+}
+
+// Credentials describes the probes' credentials without revealing them.
+type Credentials struct {
+	// Source is the SDK provider that supplied them, for example
+	// EC2RoleProvider or EnvConfigCredentials; empty when none could be
+	// had.
+	Source string
+
+	// LongLived is true for access keys that do not expire (AKIA...),
+	// false for temporary ones (ASIA...) such as the instance role's.
+	LongLived bool
+
+	// Err is why no credentials could be had, or nil.
+	Err error
 }
 
 // Findings explains what the input shows, instance-wide findings first, then
@@ -70,10 +106,31 @@ func Findings(in Input) []report.Finding {
 		}
 	}
 
+	out = append(out, credentialFindings(in.Credentials)...)
 	for _, b := range in.Buckets {
-		out = append(out, bucketFindings(in.Region, top, b)...)
+		out = append(out, bucketFindings(in, top, b)...)
 	}
 	return out
+}
+
+func credentialFindings(c Credentials) []report.Finding {
+	switch {
+	case c.Err != nil:
+		return []report.Finding{{
+			Code:     CodeNoCredentials,
+			Severity: report.Critical,
+			Summary:  "no AWS credentials could be had: " + c.Err.Error(),
+			Fix:      "attach an instance profile with a role to the instance (aws ec2 associate-iam-instance-profile), or check that IMDS is reachable for its credentials",
+		}}
+	case c.LongLived:
+		return []report.Finding{{
+			Code:     CodeLongLivedKeys,
+			Severity: report.Warning,
+			Summary:  fmt.Sprintf("the probes signed with long-lived access keys (from %s); keys stored on an instance outlive it and leak with its disks and images", c.Source),
+			Fix:      "remove the keys from the instance and attach an instance profile whose role has the same permissions; the SDK then uses short-lived credentials from IMDS",
+		}}
+	}
+	return nil
 }
 
 func ec2Problem(p topology.Problem) report.Finding {
@@ -104,7 +161,8 @@ func lost(call string) string {
 	return "what it returns is unknown"
 }
 
-func bucketFindings(region string, top *topology.Topology, b Bucket) []report.Finding {
+func bucketFindings(in Input, top *topology.Topology, b Bucket) []report.Finding {
+	region := in.Region
 	var out []report.Finding
 	name := b.Result.Bucket
 	add := func(sev report.Severity, code, summary, fix string) {
@@ -157,13 +215,22 @@ func bucketFindings(region string, top *topology.Topology, b Bucket) []report.Fi
 			fmt.Sprintf("route table %s has no route for the S3 address", p.RouteTableID),
 			"add an S3 gateway endpoint for the region, or a default route through a NAT or internet gateway")
 	case route.Proxy:
-		add(report.Info, CodeProxy,
-			fmt.Sprintf("S3 requests go through the proxy %s (from HTTPS_PROXY/HTTP_PROXY), so the VPC path is the proxy's, not this instance's", p.Target),
-			"to send S3 traffic directly, add the S3 names to NO_PROXY, for example .amazonaws.com")
+		noProxy := "NO_PROXY is not set"
+		if in.NoProxy != "" {
+			noProxy = fmt.Sprintf("NO_PROXY (%s) does not cover %s", in.NoProxy, firstHost(b))
+		}
+		add(report.Warning, CodeProxy,
+			fmt.Sprintf("S3 requests go through the proxy %s (from HTTPS_PROXY/HTTP_PROXY; %s), so the VPC path is the proxy's, not this instance's, and an endpoint or aws:SourceIp condition sees the proxy",
+				p.Target, noProxy),
+			"to send S3 traffic directly, add .amazonaws.com to NO_PROXY")
 	case route.Unknown:
 		add(report.Warning, CodePathUnknown,
 			"the path could not be established: "+orText(p.Note, "no connection was made"), "")
 	}
+
+	out = append(out, dnsFindings(in, top, b)...)
+	out = append(out, privateDNSFindings(top, b)...)
+	out = append(out, reasonFindings(top, b)...)
 
 	for _, pr := range b.Result.Probes {
 		if pr.Success || pr.Skipped {
@@ -172,6 +239,150 @@ func bucketFindings(region string, top *topology.Topology, b Bucket) []report.Fi
 		add(report.Critical, CodeProbeFailed, probeSummary(pr), "")
 	}
 	return out
+}
+
+func firstHost(b Bucket) string {
+	for _, pr := range b.Result.Probes {
+		if pr.Host != "" {
+			return pr.Host
+		}
+	}
+	return "the S3 name"
+}
+
+// dnsFindings explains a name that did not resolve, or that resolved to an
+// address that is neither S3's nor the VPC's.
+func dnsFindings(in Input, top *topology.Topology, b Bucket) []report.Finding {
+	for _, pr := range b.Result.Probes {
+		if pr.FailedIn == probes.PhaseResolve {
+			return []report.Finding{{
+				Code:     CodeDNSFailed,
+				Severity: report.Critical,
+				Bucket:   b.Result.Bucket,
+				Summary:  fmt.Sprintf("%s did not resolve: %s", orText(pr.Host, "the S3 name"), pr.Error),
+				Fix:      "check the VPC's DNS support (enableDnsSupport), Route 53 Resolver rules and private hosted zones that cover amazonaws.com",
+			}}
+		}
+	}
+
+	// Only the instance's own region has its S3 list at hand.
+	s3, known := top.PrefixLists[top.S3PrefixListID]
+	if !known || b.Result.Region != in.Region || b.Path.Kind == route.Proxy {
+		return nil
+	}
+	for _, pr := range b.Result.Probes {
+		if !pr.Remote.IsValid() || pr.Proxy != "" {
+			continue
+		}
+		addr := pr.Remote.Addr().Unmap()
+		if inAny(addr, s3.CIDRs) || inAny(addr, in.VPCCIDRs) {
+			return nil
+		}
+		return []report.Finding{{
+			Code:     CodeDNSUnexpected,
+			Severity: report.Warning,
+			Bucket:   b.Result.Bucket,
+			Summary: fmt.Sprintf("%s resolved to %s, which is neither in S3's published ranges for %s (%s) nor inside the VPC: a hosts file entry, a private hosted zone or a resolver that rewrites answers sends S3 traffic elsewhere",
+				orText(pr.Host, "the S3 name"), addr, in.Region, s3.ID),
+			Fix: "look for the name in /etc/hosts, in Route 53 private hosted zones associated with the VPC, and in Resolver forwarding rules",
+		}}
+	}
+	return nil
+}
+
+// privateDNSFindings explains why an S3 interface endpoint is not used.
+func privateDNSFindings(top *topology.Topology, b Bucket) []report.Finding {
+	if b.Path.Kind == route.InterfaceEndpoint || b.Path.Kind == route.GatewayEndpoint {
+		return nil
+	}
+	for _, ep := range top.Endpoints {
+		if ep.Type != topology.Interface || ep.PrivateDNS || !strings.EqualFold(ep.State, "available") {
+			continue
+		}
+		return []report.Finding{{
+			Code:     CodePrivateDNSOff,
+			Severity: report.Warning,
+			Bucket:   b.Result.Bucket,
+			Summary: fmt.Sprintf("S3 interface endpoint %s exists, but its private DNS is off, so %s resolves to S3's public addresses and the traffic goes through %s instead",
+				ep.ID, firstHost(b), b.Path.Kind),
+			Fix: fmt.Sprintf("enable private DNS on %s (aws ec2 modify-vpc-endpoint --vpc-endpoint-id %s --private-dns-enabled), or address S3 by the endpoint's own name", ep.ID, ep.ID),
+		}}
+	}
+	return nil
+}
+
+// reasonFindings explains the failure reasons that have one cause.
+func reasonFindings(top *topology.Topology, b Bucket) []report.Finding {
+	seen := map[probes.Reason]bool{}
+	var out []report.Finding
+	add := func(sev report.Severity, code, summary, fix string) {
+		out = append(out, report.Finding{Code: code, Severity: sev, Bucket: b.Result.Bucket, Summary: summary, Fix: fix})
+	}
+	for _, pr := range b.Result.Probes {
+		reason := pr.Reason()
+		if reason == "" || seen[reason] {
+			continue
+		}
+		seen[reason] = true
+
+		switch reason {
+		case probes.ReasonCredentials:
+			add(report.Critical, CodeCredentialsRejected,
+				fmt.Sprintf("S3 refused the credentials (%s): the key is unknown, revoked or expired, or the signature does not match", pr.Code),
+				"check which credentials the agent uses (environment, shared files, instance role) and that they are current")
+		case probes.ReasonClockSkew:
+			add(report.Critical, CodeClockSkew,
+				"S3 refused the request because the instance's clock is off by more than 15 minutes (RequestTimeTooSkewed)",
+				"synchronise the clock, for example with chrony and the Amazon Time Sync Service at 169.254.169.123")
+		case probes.ReasonConnectTimeout:
+			if !openRoute(b.Path.Kind) {
+				continue
+			}
+			add(report.Critical, CodeTimeoutOnOpenRoute,
+				fmt.Sprintf("the connection to %s timed out although route table %s sends it to %s: something drops the packets on the way, most likely a network ACL or a security group",
+					pr.Remote, b.Path.RouteTableID, b.Path.Target),
+				nACLFix(top))
+		case probes.ReasonAccessDenied:
+			add(report.Critical, CodeAccessDenied,
+				fmt.Sprintf("S3 denied %s (AccessDenied) on the %s path: the bucket policy, the VPC endpoint policy (if the path uses one) or the instance role's IAM policy refuses it", pr.Op, b.Path.Kind),
+				"")
+		}
+	}
+	return out
+}
+
+// openRoute reports whether a path kind forwards traffic, so that a timeout
+// on it is not the route's doing.
+func openRoute(k route.Kind) bool {
+	switch k {
+	case route.GatewayEndpoint, route.InterfaceEndpoint, route.InternetGateway,
+		route.NATGateway, route.TransitGateway, route.Peering, route.EgressOnly:
+		return true
+	}
+	return false
+}
+
+// nACLFix says what to allow, with the S3 ranges when they are known:
+// network ACLs cannot name prefix lists, so they need the CIDRs.
+func nACLFix(top *topology.Topology) string {
+	fix := "check the subnet's network ACL (both directions: outbound 443, inbound ephemeral ports 1024-65535) and the instance's security groups (outbound 443 to the S3 prefix list)"
+	if s3, ok := top.PrefixLists[top.S3PrefixListID]; ok && len(s3.CIDRs) > 0 {
+		cidrs := make([]string, 0, len(s3.CIDRs))
+		for _, c := range s3.CIDRs {
+			cidrs = append(cidrs, c.String())
+		}
+		fix += fmt.Sprintf("; network ACLs cannot reference prefix lists, so allow %s's CIDRs: %s", s3.ID, strings.Join(cidrs, ", "))
+	}
+	return fix
+}
+
+func inAny(a netip.Addr, ps []netip.Prefix) bool {
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 func probeSummary(r probes.Result) string {

@@ -77,6 +77,11 @@ type Identity struct {
 	// IMDSVersion is 2 when a session token was used, 1 when the agent
 	// was allowed to fall back and did.
 	IMDSVersion int `json:"imds_version"`
+
+	// Credentials names the SDK provider the probes' credentials came
+	// from: EC2RoleProvider for the instance role, EnvConfigCredentials,
+	// SharedConfigCredentials and so on. Never the keys themselves.
+	Credentials string `json:"credentials,omitempty"`
 }
 
 // Network is what the EC2 API said about the subnet.
