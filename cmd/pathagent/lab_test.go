@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -26,7 +27,9 @@ func TestScenarios(t *testing.T) {
 		wantStatus report.Status
 		wantPaths  map[string]string // bucket -> "kind target route-table"
 
-		// wantFindings are finding codes that must be present.
+		// wantFindings are the finding codes, besides the lab's own
+		// long_lived_credentials (it signs with static keys); no other
+		// finding may appear.
 		wantFindings []string
 
 		// wantProbesOK: every probe of every bucket succeeded.
@@ -74,7 +77,7 @@ func TestScenarios(t *testing.T) {
 			scenario:     "specific-route-override",
 			wantStatus:   report.OK,
 			wantPaths:    map[string]string{"lab-data": "nat_gateway nat-0lab00000000001 rtb-0private00000001"},
-			wantFindings: []string{"route_overrides_endpoint"},
+			wantFindings: []string{"route_overrides_endpoint", "nat_gateway_same_region"},
 			wantProbesOK: true,
 		},
 		{
@@ -82,6 +85,26 @@ func TestScenarios(t *testing.T) {
 			wantStatus:   report.Failed,
 			wantPaths:    map[string]string{"lab-data": "blackhole nat-0deleted000000001 rtb-0private00000001"},
 			wantFindings: []string{"blackhole_route", "probe_failed"},
+		},
+		{
+			scenario:     "dns-hijacked",
+			wantStatus:   report.OK,
+			wantPaths:    map[string]string{"lab-data": "nat_gateway nat-0lab00000000001 rtb-0private00000001"},
+			wantFindings: []string{"dns_unexpected_address"},
+			wantProbesOK: true,
+		},
+		{
+			scenario:     "dns-nxdomain",
+			wantStatus:   report.Failed,
+			wantPaths:    map[string]string{"lab-data": "unknown  "},
+			wantFindings: []string{"dns_failed", "probe_failed"},
+		},
+		{
+			scenario:     "interface-endpoint-private-dns-off",
+			wantStatus:   report.OK,
+			wantPaths:    map[string]string{"lab-data": "nat_gateway nat-0lab00000000001 rtb-0private00000001"},
+			wantFindings: []string{"interface_endpoint_private_dns_off", "nat_gateway_same_region"},
+			wantProbesOK: true,
 		},
 		{
 			scenario:   "bucket-other-region",
@@ -129,14 +152,17 @@ func TestScenarios(t *testing.T) {
 				}
 			}
 
-			codes := map[string]bool{}
+			var codes []string
 			for _, f := range rep.Findings {
-				codes[f.Code] = true
-			}
-			for _, c := range tt.wantFindings {
-				if !codes[c] {
-					t.Errorf("finding %s missing; findings: %+v", c, rep.Findings)
+				if !slices.Contains(codes, f.Code) {
+					codes = append(codes, f.Code)
 				}
+			}
+			want := append([]string{"long_lived_credentials"}, tt.wantFindings...)
+			slices.Sort(codes)
+			slices.Sort(want)
+			if !slices.Equal(codes, want) {
+				t.Errorf("finding codes %v, want %v\n%+v", codes, want, rep.Findings)
 			}
 
 			// Probes leave every bucket as they found it.

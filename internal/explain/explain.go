@@ -183,7 +183,9 @@ func bucketFindings(in Input, top *topology.Topology, b Bucket) []report.Finding
 	gw := gatewayEndpoints(top, region)
 	switch p.Kind {
 	case route.NATGateway, route.InternetGateway:
-		if !sameRegion || rt == nil {
+		// Only traffic to S3's own addresses could use an endpoint;
+		// a rewritten answer is dns_unexpected_address's business.
+		if !sameRegion || rt == nil || !maybeS3(top, b) {
 			break
 		}
 		if ep, ok := unassociated(gw, rt.ID); ok {
@@ -224,8 +226,11 @@ func bucketFindings(in Input, top *topology.Topology, b Bucket) []report.Finding
 				p.Target, noProxy),
 			"to send S3 traffic directly, add .amazonaws.com to NO_PROXY")
 	case route.Unknown:
-		add(report.Warning, CodePathUnknown,
-			"the path could not be established: "+orText(p.Note, "no connection was made"), "")
+		// A name that did not resolve has no path; dns_failed says so.
+		if !failedIn(b, probes.PhaseResolve) {
+			add(report.Warning, CodePathUnknown,
+				"the path could not be established: "+orText(p.Note, "no connection was made"), "")
+		}
 	}
 
 	out = append(out, dnsFindings(in, top, b)...)
@@ -239,6 +244,31 @@ func bucketFindings(in Input, top *topology.Topology, b Bucket) []report.Finding
 		add(report.Critical, CodeProbeFailed, probeSummary(pr), "")
 	}
 	return out
+}
+
+// maybeS3 reports whether the bucket's traffic went to one of S3's
+// published addresses for the region, or might have: true when the S3
+// prefix list is unknown.
+func maybeS3(top *topology.Topology, b Bucket) bool {
+	s3, known := top.PrefixLists[top.S3PrefixListID]
+	if !known {
+		return true
+	}
+	for _, pr := range b.Result.Probes {
+		if pr.Remote.IsValid() {
+			return inAny(pr.Remote.Addr().Unmap(), s3.CIDRs)
+		}
+	}
+	return true
+}
+
+func failedIn(b Bucket, phase probes.Phase) bool {
+	for _, pr := range b.Result.Probes {
+		if pr.FailedIn == phase {
+			return true
+		}
+	}
+	return false
 }
 
 func firstHost(b Bucket) string {
