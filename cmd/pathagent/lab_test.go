@@ -107,6 +107,20 @@ func TestScenarios(t *testing.T) {
 			wantProbesOK: true,
 		},
 		{
+			scenario:     "proxy-in-the-way",
+			wantStatus:   report.OK,
+			wantPaths:    map[string]string{"lab-data": "proxy 127.16.1.99:PORT "},
+			wantFindings: []string{"proxy_in_use"},
+			wantProbesOK: true,
+		},
+		{
+			scenario:     "endpoint-pending",
+			wantStatus:   report.OK,
+			wantPaths:    map[string]string{"lab-data": "nat_gateway nat-0lab00000000001 rtb-0private00000001"},
+			wantFindings: []string{"endpoint_not_available", "nat_gateway_same_region"},
+			wantProbesOK: true,
+		},
+		{
 			scenario:   "bucket-other-region",
 			wantStatus: report.OK,
 			wantPaths: map[string]string{
@@ -147,6 +161,10 @@ func TestScenarios(t *testing.T) {
 				checkProbes(t, b, tt.wantProbesOK)
 			}
 			for bucket, want := range tt.wantPaths {
+				if l.Proxy != nil {
+					_, port, _ := strings.Cut(strings.TrimPrefix(l.Proxy.URL(), "http://"), ":")
+					want = strings.ReplaceAll(want, "PORT", port)
+				}
 				if got[bucket] != want {
 					t.Errorf("bucket %s: path %q, want %q", bucket, got[bucket], want)
 				}

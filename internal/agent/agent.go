@@ -395,7 +395,7 @@ func bucketReport(eb explain.Bucket, region string) report.Bucket {
 		out.RedirectedFrom = region
 	}
 	for i, r := range br.Probes {
-		if out.DNS == nil && r.Host != "" {
+		if out.DNS == nil && (r.Resolution != nil || r.FailedIn == probes.PhaseResolve) {
 			out.DNS = dnsReport(r)
 		}
 		out.Probes = append(out.Probes, probeReport(r, eb.Paths[i]))

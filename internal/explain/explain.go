@@ -201,7 +201,7 @@ func bucketFindings(in Input, top *topology.Topology, b Bucket) []report.Finding
 		}
 		if p.Kind == route.NATGateway {
 			fix := ""
-			if top.Endpoints != nil && len(gw) == 0 {
+			if top.Endpoints != nil && !hasGateway(top, region) {
 				fix = fmt.Sprintf("create an S3 gateway endpoint (free of charge) and associate it with %s", rt.ID)
 			}
 			add(report.Warning, CodeNATSameRegion,
@@ -450,6 +450,17 @@ func gatewayEndpoints(top *topology.Topology, region string) []topology.Endpoint
 		}
 	}
 	return out
+}
+
+// hasGateway reports whether the VPC has an S3 gateway endpoint for the
+// region in any state.
+func hasGateway(top *topology.Topology, region string) bool {
+	for _, ep := range top.Endpoints {
+		if ep.Type == topology.Gateway && ep.ServiceName == "com.amazonaws."+region+".s3" {
+			return true
+		}
+	}
+	return false
 }
 
 func unassociated(eps []topology.Endpoint, rtb string) (topology.Endpoint, bool) {

@@ -22,6 +22,7 @@ import (
 	"github.com/pathagent/pathagent/internal/lab/dnsserver"
 	"github.com/pathagent/pathagent/internal/lab/ec2api"
 	"github.com/pathagent/pathagent/internal/lab/imdsmock"
+	"github.com/pathagent/pathagent/internal/lab/proxy"
 	"github.com/pathagent/pathagent/internal/lab/s3lab"
 	"github.com/pathagent/pathagent/internal/lab/scenario"
 )
@@ -48,6 +49,9 @@ type Lab struct {
 	EC2  *ec2api.Server
 	DNS  *dnsserver.Server
 	S3   *s3lab.Lab
+
+	// Proxy is the forward proxy, for scenarios that have one.
+	Proxy *proxy.Proxy
 
 	ec2URL string
 	ec2Srv *http.Server
@@ -97,6 +101,13 @@ func (l *Lab) start(ctx context.Context) error {
 		return fmt.Errorf("start s3: %w", err)
 	}
 
+	if p := s.Proxy; p != nil {
+		l.Proxy, err = proxy.Start(net.JoinHostPort(p.Address, "0"), l.DNS.Addr())
+		if err != nil {
+			return err
+		}
+	}
+
 	return os.WriteFile(l.ConfigPath(), []byte(l.agentConfig()), 0o644)
 }
 
@@ -134,7 +145,7 @@ func (l *Lab) agentConfig() string {
 // Env returns the variables the agent runs with in the lab, to be added to a
 // base environment cleaned by CleanEnv.
 func (l *Lab) Env() []string {
-	return []string{
+	env := []string{
 		"AWS_EC2_METADATA_SERVICE_ENDPOINT=" + l.IMDS.URL(),
 		"AWS_ENDPOINT_URL_EC2=" + l.ec2URL,
 		"AWS_ACCESS_KEY_ID=" + AgentAccessKeyID,
@@ -144,6 +155,13 @@ func (l *Lab) Env() []string {
 		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(l.Dir, "no-aws-credentials"),
 		"PATHAGENT_CONFIG=" + l.ConfigPath(),
 	}
+	if l.Proxy != nil {
+		env = append(env, "HTTP_PROXY="+l.Proxy.URL(), "HTTPS_PROXY="+l.Proxy.URL())
+		if np := l.Scenario.Proxy.NoProxy; np != "" {
+			env = append(env, "NO_PROXY="+np)
+		}
+	}
+	return env
 }
 
 // CleanEnv drops from env every variable that would point the agent
@@ -178,6 +196,9 @@ func dropped(name string) bool {
 // Stop ends every part of the lab that was started.
 func (l *Lab) Stop() error {
 	var errs []error
+	if l.Proxy != nil {
+		errs = append(errs, l.Proxy.Close())
+	}
 	if l.S3 != nil {
 		errs = append(errs, l.S3.Stop())
 	}

@@ -106,8 +106,9 @@ type Result struct {
 	// Error is the failure in words; empty on success.
 	Error string
 
-	// Host is the name the request was sent to; Resolution is how the
-	// agent's resolver answered for it (nil for an address literal).
+	// Host is the host of the request's URL; Resolution is how the
+	// agent's resolver answered for the host it connected to (nil for an
+	// address literal, and through a proxy, which resolves for itself).
 	Host       string
 	Resolution *resolve.Result
 

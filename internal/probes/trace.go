@@ -167,7 +167,6 @@ func (d *dialer) lookup(ctx context.Context, t *trace, host string) (netip.Addr,
 	start := time.Now()
 	res, err := d.resolver.Lookup(ctx, host)
 	t.set(func() {
-		t.host = host
 		t.lookup = res
 		t.lookupErr = err
 		t.resolveTime = time.Since(start)
@@ -202,12 +201,15 @@ func newHTTPClient(base any, r Resolver, proxyEnv *httpproxy.Config) *awshttp.Bu
 	return b.WithTransportOptions(func(tr *http.Transport) {
 		tr.DisableKeepAlives = true
 		tr.DialContext = d.DialContext
+		// The transport asks for every request, proxied or not, which
+		// makes this the one place that sees the request's own host.
 		tr.Proxy = func(req *http.Request) (*url.URL, error) {
 			u, err := proxyFor(req.URL)
-			if u != nil {
-				t := traceFrom(req.Context())
-				t.set(func() { t.proxy = u })
-			}
+			t := traceFrom(req.Context())
+			t.set(func() {
+				t.host = req.URL.Hostname()
+				t.proxy = u
+			})
 			return u, err
 		}
 	})

@@ -45,6 +45,20 @@ type Scenario struct {
 
 	// Buckets are created before the agent runs.
 	Buckets []Bucket `yaml:"buckets"`
+
+	// Proxy, when set, is an HTTP proxy the agent is pointed at through
+	// HTTP_PROXY and HTTPS_PROXY, as an instance behind a corporate
+	// proxy is.
+	Proxy *Proxy `yaml:"proxy"`
+}
+
+// Proxy is the lab's forward proxy.
+type Proxy struct {
+	// Address is the loopback address it listens on.
+	Address string `yaml:"address"`
+
+	// NoProxy is the NO_PROXY the agent gets; empty leaves it unset.
+	NoProxy string `yaml:"no_proxy"`
 }
 
 // Instance is what IMDS reports about the lab's instance.
@@ -267,6 +281,9 @@ func (s *Scenario) validate() error {
 			checkLoopback(bad, key+".address", f.Address)
 			checkLoopback(bad, key+".source", f.Source)
 		}
+	}
+	if s.Proxy != nil {
+		checkLoopback(bad, "proxy.address", s.Proxy.Address)
 	}
 	for i, b := range s.Buckets {
 		if !s.hasRegion(b.Region) {
