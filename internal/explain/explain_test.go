@@ -1,6 +1,7 @@
 package explain
 
 import (
+	"errors"
 	"net/netip"
 	"slices"
 	"strings"
@@ -163,5 +164,112 @@ func TestNotAssociatedFix(t *testing.T) {
 	want := "aws ec2 modify-vpc-endpoint --vpc-endpoint-id vpce-gw --add-route-table-ids rtb-1"
 	if len(fs) != 1 || fs[0].Fix != want || !strings.Contains(fs[0].Summary, "igw-1") {
 		t.Errorf("findings %+v, want one with fix %q", fs, want)
+	}
+}
+
+// Failures with one cause get a finding naming it; a timeout is blamed on a
+// filter only when the route forwards the traffic.
+func TestReasonFindings(t *testing.T) {
+	s3 := topology.PrefixList{ID: "pl-s3", Name: "com.amazonaws.us-east-1.s3", CIDRs: []netip.Prefix{netip.MustParsePrefix("52.216.0.0/15")}}
+	top := &topology.Topology{
+		RouteTable:     &topology.RouteTable{ID: "rtb-1"},
+		PrefixLists:    map[string]topology.PrefixList{"pl-s3": s3},
+		S3PrefixListID: "pl-s3",
+	}
+	nat := route.Path{Kind: route.NATGateway, Target: "nat-1", RouteTableID: "rtb-1"}
+	hole := route.Path{Kind: route.Blackhole, Target: "nat-gone", RouteTableID: "rtb-1", Destination: "0.0.0.0/0"}
+
+	// probes.Result keeps how it failed unexported; these are built the
+	// way the prober fills them.
+	denied := probes.Result{Op: probes.List, FailedIn: probes.PhaseRequest, Code: "AccessDenied", HTTPStatus: 403}
+	badKey := probes.Result{Op: probes.List, FailedIn: probes.PhaseRequest, Code: "InvalidAccessKeyId", HTTPStatus: 403}
+	skew := probes.Result{Op: probes.List, FailedIn: probes.PhaseRequest, Code: "RequestTimeTooSkewed", HTTPStatus: 403}
+
+	tests := []struct {
+		name  string
+		path  route.Path
+		probe probes.Result
+		want  string // the finding that must be there
+		fix   string // a piece of its fix
+	}{
+		{"access denied", nat, denied, CodeAccessDenied, ""},
+		{"credentials", nat, badKey, CodeCredentialsRejected, "instance role"},
+		{"clock", nat, skew, CodeClockSkew, "169.254.169.123"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := Findings(Input{Region: "us-east-1", Topology: top, Buckets: []Bucket{{
+				Result: probes.BucketResult{Bucket: "b", Region: "us-east-1", Probes: []probes.Result{tt.probe}},
+				Path:   tt.path,
+			}}})
+			found := false
+			for _, f := range fs {
+				if f.Code == tt.want {
+					found = true
+					if !strings.Contains(f.Fix, tt.fix) {
+						t.Errorf("fix %q lacks %q", f.Fix, tt.fix)
+					}
+				}
+			}
+			if !found {
+				t.Errorf("no %s finding in %+v", tt.want, fs)
+			}
+		})
+	}
+
+	// A timeout on a route that forwards is blamed on filters; on a
+	// blackhole route, the route explains it.
+	timeout := probes.Result{Op: probes.List, FailedIn: probes.PhaseConnect, TimedOut: true,
+		Remote: netip.MustParseAddrPort("52.216.1.1:443")}
+	for _, tt := range []struct {
+		path route.Path
+		want bool
+	}{{nat, true}, {hole, false}} {
+		fs := Findings(Input{Region: "us-east-1", Topology: top, Buckets: []Bucket{{
+			Result: probes.BucketResult{Bucket: "b", Region: "us-east-1", Probes: []probes.Result{timeout}},
+			Path:   tt.path,
+		}}})
+		got := false
+		for _, f := range fs {
+			got = got || f.Code == CodeTimeoutOnOpenRoute
+		}
+		if got != tt.want {
+			t.Errorf("%s: %s finding = %v, want %v", tt.path.Kind, CodeTimeoutOnOpenRoute, got, tt.want)
+		}
+	}
+}
+
+func TestNACLFixListsCIDRs(t *testing.T) {
+	top := &topology.Topology{
+		PrefixLists: map[string]topology.PrefixList{"pl-s3": {
+			ID: "pl-s3", CIDRs: []netip.Prefix{netip.MustParsePrefix("52.216.0.0/15"), netip.MustParsePrefix("3.5.0.0/19")},
+		}},
+		S3PrefixListID: "pl-s3",
+	}
+	if got := nACLFix(top); !strings.Contains(got, "52.216.0.0/15, 3.5.0.0/19") {
+		t.Errorf("fix %q does not list the S3 CIDRs", got)
+	}
+}
+
+func TestCredentialFindings(t *testing.T) {
+	tests := []struct {
+		name string
+		c    Credentials
+		want []string
+	}{
+		{"instance role", Credentials{Source: "EC2RoleProvider"}, nil},
+		{"long-lived keys", Credentials{Source: "EnvConfigCredentials", LongLived: true}, []string{CodeLongLivedKeys}},
+		{"none", Credentials{Err: errors.New("no EC2 IMDS role found")}, []string{CodeNoCredentials}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got []string
+			for _, f := range credentialFindings(tt.c) {
+				got = append(got, f.Code)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("codes %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

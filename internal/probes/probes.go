@@ -130,9 +130,12 @@ type Result struct {
 	Timings Timings
 	Start   time.Time
 
-	// err and timedOut keep what Reason needs from the failure.
-	err      error
-	timedOut bool
+	// TimedOut reports that the request ran out of time: connecting,
+	// or waiting for the answer.
+	TimedOut bool
+
+	// err keeps the failure for Reason.
+	err error
 }
 
 // Bucket is a bucket to probe.
@@ -473,7 +476,7 @@ func describeResponse(r *Result, err error) {
 
 	var netErr net.Error
 	if r.Code == "" && (errors.As(err, &netErr) && netErr.Timeout() || errors.Is(err, context.DeadlineExceeded)) {
-		r.timedOut = true
+		r.TimedOut = true
 		if !strings.Contains(r.Error, "timeout") {
 			r.Error = "timed out: " + r.Error
 		}

@@ -73,7 +73,7 @@ func (r Result) Reason() Reason {
 		return ReasonServerError
 	case r.HTTPStatus >= 400:
 		return ReasonClientError
-	case r.timedOut:
+	case r.TimedOut:
 		return ReasonTimeout
 	case r.HTTPStatus == 0 && r.Code == "":
 		return ReasonNetwork
@@ -83,7 +83,7 @@ func (r Result) Reason() Reason {
 
 func connectReason(r Result) Reason {
 	switch {
-	case r.timedOut:
+	case r.TimedOut:
 		return ReasonConnectTimeout
 	case errors.Is(r.err, syscall.ECONNREFUSED) || strings.Contains(r.Error, "connection refused"):
 		return ReasonConnectRefused

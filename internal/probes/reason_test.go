@@ -14,7 +14,7 @@ func TestReason(t *testing.T) {
 		{"success", Result{Success: true}, ""},
 		{"skipped", Result{Skipped: true}, ""},
 		{"dns", Result{FailedIn: PhaseResolve}, ReasonDNS},
-		{"connect timeout", Result{FailedIn: PhaseConnect, timedOut: true}, ReasonConnectTimeout},
+		{"connect timeout", Result{FailedIn: PhaseConnect, TimedOut: true}, ReasonConnectTimeout},
 		{"connect refused", Result{FailedIn: PhaseConnect, err: syscall.ECONNREFUSED}, ReasonConnectRefused},
 		{"unreachable", Result{FailedIn: PhaseConnect, err: syscall.ENETUNREACH}, ReasonNetwork},
 		{"tls", Result{FailedIn: PhaseTLS}, ReasonTLS},
@@ -30,7 +30,7 @@ func TestReason(t *testing.T) {
 		{"slow down", Result{FailedIn: PhaseRequest, Code: "SlowDown", HTTPStatus: 503}, ReasonThrottled},
 		{"internal error", Result{FailedIn: PhaseRequest, Code: "InternalError", HTTPStatus: 500}, ReasonServerError},
 		{"other 4xx", Result{FailedIn: PhaseRequest, Code: "InvalidRequest", HTTPStatus: 400}, ReasonClientError},
-		{"read timeout", Result{FailedIn: PhaseRequest, timedOut: true}, ReasonTimeout},
+		{"read timeout", Result{FailedIn: PhaseRequest, TimedOut: true}, ReasonTimeout},
 		{"reset", Result{FailedIn: PhaseRequest}, ReasonNetwork},
 	}
 	for _, tt := range tests {
