@@ -80,10 +80,14 @@ func (g *gateway) seedBucket(ctx context.Context, b scenario.Bucket, owner strin
 		}
 	}
 
-	if b.Policy == "" {
+	policy := b.Policy
+	if b.LabPolicy != "" {
+		policy = b.LabPolicy
+	}
+	if policy == "" {
 		return nil
 	}
-	return g.setBucketPolicy(ctx, b.Name, b.Policy, owner)
+	return g.setBucketPolicy(ctx, b.Name, policy, owner)
 }
 
 // setBucketPolicy puts the policy as root, with the owner's grant added,

@@ -29,6 +29,11 @@ type route struct {
 	// elsewhere maps the buckets of other regions to their region: a
 	// request for one is answered with S3's redirect, not forwarded.
 	elsewhere map[string]string
+
+	// presented maps buckets to the policy document GetBucketPolicy
+	// returns, where it differs from the one versitygw enforces (see
+	// scenario.Bucket.LabPolicy).
+	presented map[string]string
 }
 
 // forwarder listens on every front and copies each connection to its
@@ -155,10 +160,14 @@ func (f *forwarder) forward(client net.Conn, source *net.TCPAddr, r route) {
 	// a connection's first request is looked at: enough for clients that
 	// open a connection per request, as the agent's probes do.
 	in := bufio.NewReaderSize(client, requestLineMax)
-	if len(r.elsewhere) > 0 {
-		method, bucket := firstRequest(client, in)
+	if len(r.elsewhere) > 0 || len(r.presented) > 0 {
+		method, bucket, query := firstRequest(client, in)
 		if region, ok := r.elsewhere[bucket]; ok {
 			writeRedirect(client, method, bucket, region)
+			return
+		}
+		if doc, ok := r.presented[bucket]; ok && method == "GET" && query.Has("policy") {
+			writePolicy(client, doc)
 			return
 		}
 	}

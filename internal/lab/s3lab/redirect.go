@@ -27,7 +27,7 @@ const headerWait = 5 * time.Second
 // and the bucket it addresses: the first path segment (path-style) or,
 // failing that, the first label of a virtual-hosted name. Empty when it
 // cannot tell.
-func firstRequest(c net.Conn, in *bufio.Reader) (method, bucket string) {
+func firstRequest(c net.Conn, in *bufio.Reader) (method, bucket string, query url.Values) {
 	c.SetReadDeadline(time.Now().Add(headerWait))
 	defer c.SetReadDeadline(time.Time{})
 
@@ -48,14 +48,16 @@ func firstRequest(c net.Conn, in *bufio.Reader) (method, bucket string) {
 
 	fields := strings.Fields(lines[0])
 	if len(fields) < 2 {
-		return "", ""
+		return "", "", nil
 	}
 	method = fields[0]
-	if u, err := url.ParseRequestURI(fields[1]); err == nil {
-		seg, _, _ := strings.Cut(strings.TrimPrefix(u.Path, "/"), "/")
-		if seg != "" {
-			return method, seg
-		}
+	u, err := url.ParseRequestURI(fields[1])
+	if err != nil {
+		return method, "", nil
+	}
+	query = u.Query()
+	if seg, _, _ := strings.Cut(strings.TrimPrefix(u.Path, "/"), "/"); seg != "" {
+		return method, seg, query
 	}
 
 	for _, l := range lines[1:] {
@@ -66,11 +68,21 @@ func firstRequest(c net.Conn, in *bufio.Reader) (method, bucket string) {
 				host = h
 			}
 			if label, rest, ok := strings.Cut(host, "."); ok && strings.HasPrefix(rest, "s3") {
-				return method, label
+				return method, label, query
 			}
 		}
 	}
-	return method, ""
+	return method, "", query
+}
+
+// writePolicy answers GetBucketPolicy with doc, as S3 does.
+func writePolicy(c net.Conn, doc string) {
+	c.SetWriteDeadline(time.Now().Add(redirectWriteTimeout))
+	fmt.Fprintf(c, "HTTP/1.1 200 OK\r\n"+
+		"x-amz-request-id: LABPOLICY\r\n"+
+		"Content-Type: application/json\r\n"+
+		"Content-Length: %d\r\n"+
+		"Connection: close\r\n\r\n%s", len(doc), doc)
 }
 
 // writeRedirect answers as S3 does a request sent to the wrong region: 301

@@ -109,6 +109,7 @@ func (l *Lab) start(
 				source:    f.Source,
 				target:    l.gateways[srv.Region].addr,
 				elsewhere: l.bucketsOutside(srv.Region),
+				presented: presentedPolicies(s),
 			})
 		}
 	}
@@ -119,6 +120,18 @@ func (l *Lab) start(
 	l.fronts = fw
 	l.port = fw.port
 	return nil
+}
+
+// presentedPolicies maps each bucket whose enforced policy is a lab
+// translation to the policy GetBucketPolicy should return.
+func presentedPolicies(s *scenario.Scenario) map[string]string {
+	out := map[string]string{}
+	for _, b := range s.Buckets {
+		if b.LabPolicy != "" {
+			out[b.Name] = b.Policy
+		}
+	}
+	return out
 }
 
 // bucketsOutside maps every bucket not in region to its own region.

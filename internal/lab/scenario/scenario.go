@@ -166,8 +166,17 @@ type Bucket struct {
 	Name   string `yaml:"name"`
 	Region string `yaml:"region"`
 
-	// Policy is the bucket policy as JSON; empty means none.
+	// Policy is the bucket policy as JSON, as AWS would hold it and
+	// GetBucketPolicy return it; empty means none.
 	Policy string `yaml:"policy"`
+
+	// LabPolicy is what versitygw enforces instead of Policy, when
+	// Policy uses condition keys only AWS can judge (aws:SourceVpce,
+	// aws:SourceVpc): the same intent, written on aws:SourceIp against
+	// the source addresses the lab's fronts give each path. The fronts
+	// then answer GetBucketPolicy with Policy, so the agent reads what a
+	// user would have written. Empty means versitygw enforces Policy.
+	LabPolicy string `yaml:"lab_policy"`
 
 	// Objects are written into the bucket before the agent runs, keyed by
 	// object key.
