@@ -164,6 +164,16 @@ type BucketResult struct {
 	// Swept counts leftover probe objects of an earlier, interrupted
 	// run that this run deleted.
 	Swept int
+
+	// Policy is the bucket policy, read only when a probe was denied,
+	// to explain the denial. PolicyRead reports whether it was read:
+	// false with PolicyError set when reading it failed (often itself
+	// AccessDenied: the role lacks s3:GetBucketPolicy), and false with
+	// both empty when no probe was denied. A bucket without a policy is
+	// PolicyRead with Policy empty.
+	Policy      string
+	PolicyRead  bool
+	PolicyError string
 }
 
 // Prober runs the probes. Its zero value is not usable: Config, Resolver,
@@ -230,6 +240,7 @@ func (p *Prober) Run(ctx context.Context, b Bucket) BucketResult {
 		out.Probes = append(out.Probes,
 			Result{Op: Get, Key: key, Skipped: true},
 			Result{Op: Delete, Key: key, Skipped: true})
+		p.readPolicy(ctx, client, &out)
 		return out
 	}
 
@@ -237,7 +248,46 @@ func (p *Prober) Run(ctx context.Context, b Bucket) BucketResult {
 
 	// The delete runs whatever the get found: the object must not stay.
 	out.Probes = append(out.Probes, p.delete(ctx, client, b.Name, key))
+	p.readPolicy(ctx, client, &out)
 	return out
+}
+
+// readPolicy reads the bucket policy when a probe was denied, so that the
+// denial can be explained; otherwise the agent needs no permission to read
+// it, and spends no request on it.
+func (p *Prober) readPolicy(ctx context.Context, c *s3.Client, out *BucketResult) {
+	denied := false
+	for _, r := range out.Probes {
+		denied = denied || r.Reason() == ReasonAccessDenied
+	}
+	if !denied {
+		return
+	}
+
+	var doc string
+	r := p.do(ctx, "policy", "", func(ctx context.Context) error {
+		res, err := c.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: aws.String(out.Bucket)})
+		if err != nil {
+			return err
+		}
+		doc = aws.ToString(res.Policy)
+		return nil
+	})
+	switch {
+	case r.Success:
+		out.Policy, out.PolicyRead = doc, true
+	case r.Code == "NoSuchBucketPolicy":
+		out.PolicyRead = true
+	default:
+		out.PolicyError = orCode(r)
+	}
+}
+
+func orCode(r Result) string {
+	if r.Code != "" {
+		return r.Code
+	}
+	return r.Error
 }
 
 func (p *Prober) client(region string) *s3.Client {

@@ -125,6 +125,9 @@ func TestRunAllSucceed(t *testing.T) {
 	if got := strings.Join(ops, ","); got != "list,put,get,delete" {
 		t.Errorf("ops %s, want list,put,get,delete", got)
 	}
+	if res.PolicyRead || res.Policy != "" {
+		t.Error("the policy was read though nothing was denied")
+	}
 
 	// Nothing is left behind, and the user's object is untouched.
 	objs, err := w.s3.ListObjects(context.Background(), "probe-bucket")
@@ -165,6 +168,11 @@ func TestRunPutDenied(t *testing.T) {
 	}
 	if put := res.Probes[1]; put.HTTPStatus != 403 || put.FailedIn != PhaseRequest {
 		t.Errorf("put: status %d failed in %q, want 403 in request", put.HTTPStatus, put.FailedIn)
+	}
+
+	// The denial makes the prober read the policy, to explain it.
+	if !res.PolicyRead || !strings.Contains(res.Policy, `"Deny"`) {
+		t.Errorf("policy read=%v error=%q doc=%q, want the denying policy", res.PolicyRead, res.PolicyError, res.Policy)
 	}
 }
 
