@@ -120,6 +120,32 @@ func TestScenarios(t *testing.T) {
 			wantFindings: []string{"endpoint_not_available", "nat_gateway_same_region"},
 			wantProbesOK: true,
 		},
+		// The four stages of adding a gateway endpoint and a bucket
+		// policy that demands it.
+		{
+			scenario:     "walkthrough-1-no-endpoint",
+			wantStatus:   report.OK,
+			wantPaths:    map[string]string{"lab-data": "internet_gateway igw-0lab00000000001 rtb-0public000000001"},
+			wantProbesOK: true,
+		},
+		{
+			scenario:     "walkthrough-2-policy-denies",
+			wantStatus:   report.Failed,
+			wantPaths:    map[string]string{"lab-data": "internet_gateway igw-0lab00000000001 rtb-0public000000001"},
+			wantFindings: []string{"gateway_endpoint_not_associated", "bucket_policy_requires_endpoint", "probe_failed"},
+		},
+		{
+			scenario:     "walkthrough-3-associated",
+			wantStatus:   report.OK,
+			wantPaths:    map[string]string{"lab-data": "gateway_endpoint vpce-0gw0000000000001 rtb-0public000000001"},
+			wantProbesOK: true,
+		},
+		{
+			scenario:     "walkthrough-4-endpoint-policy-denies",
+			wantStatus:   report.Failed,
+			wantPaths:    map[string]string{"lab-data": "gateway_endpoint vpce-0gw0000000000001 rtb-0public000000001"},
+			wantFindings: []string{"endpoint_policy_denies", "probe_failed"},
+		},
 		{
 			scenario:   "bucket-other-region",
 			wantStatus: report.OK,

@@ -229,6 +229,12 @@ func (a *Agent) Assemble(id imds.Identity, n *Network, obs *Observed) *report.Re
 		VPCCIDRs:    id.VPCCIDRs,
 		Credentials: obs.Credentials,
 		NoProxy:     obs.NoProxy,
+		VPCID:       id.VPCID,
+		PublicIPs:   strs(id.PublicIPs),
+		PlainHTTP:   strings.HasPrefix(a.Config.S3Endpoint, "http://"),
+	}
+	if len(id.PrivateIPs) > 0 {
+		in.PrivateIP = id.PrivateIPs[0].String()
 	}
 	if rep.Identity != nil {
 		rep.Identity.Credentials = obs.Credentials.Source

@@ -66,6 +66,16 @@ type Input struct {
 	// NoProxy is the NO_PROXY setting in force, for explaining why a
 	// proxy was used.
 	NoProxy string
+
+	// VPCID, PrivateIP and PublicIPs describe the instance, for the
+	// condition keys its requests carry.
+	VPCID     string
+	PrivateIP string
+	PublicIPs []string
+
+	// PlainHTTP is true when S3 is reached without TLS (the lab), which
+	// sets aws:SecureTransport to false.
+	PlainHTTP bool
 }
 
 // Credentials describes the probes' credentials without revealing them.
@@ -235,7 +245,9 @@ func bucketFindings(in Input, top *topology.Topology, b Bucket) []report.Finding
 
 	out = append(out, dnsFindings(in, top, b)...)
 	out = append(out, privateDNSFindings(top, b)...)
-	out = append(out, reasonFindings(top, b)...)
+	pf := policyFindings(in, top, b)
+	out = append(out, pf...)
+	out = append(out, reasonFindings(top, b, explained(pf))...)
 
 	for _, pr := range b.Result.Probes {
 		if pr.Success || pr.Skipped {
@@ -341,8 +353,20 @@ func privateDNSFindings(top *topology.Topology, b Bucket) []report.Finding {
 	return nil
 }
 
-// reasonFindings explains the failure reasons that have one cause.
-func reasonFindings(top *topology.Topology, b Bucket) []report.Finding {
+// explained reports whether the policy findings name a denial's cause.
+func explained(fs []report.Finding) bool {
+	for _, f := range fs {
+		switch f.Code {
+		case CodeBucketPolicyNeedsEndpoint, CodeBucketPolicyDenies, CodeEndpointPolicyDenies:
+			return true
+		}
+	}
+	return false
+}
+
+// reasonFindings explains the failure reasons that have one cause. A denial
+// a policy finding already explains is not repeated.
+func reasonFindings(top *topology.Topology, b Bucket, denialExplained bool) []report.Finding {
 	seen := map[probes.Reason]bool{}
 	var out []report.Finding
 	add := func(sev report.Severity, code, summary, fix string) {
@@ -373,12 +397,31 @@ func reasonFindings(top *topology.Topology, b Bucket) []report.Finding {
 					pr.Remote, b.Path.RouteTableID, b.Path.Target),
 				nACLFix(top))
 		case probes.ReasonAccessDenied:
+			if denialExplained {
+				continue
+			}
 			add(report.Critical, CodeAccessDenied,
-				fmt.Sprintf("S3 denied %s (AccessDenied) on the %s path: the bucket policy, the VPC endpoint policy (if the path uses one) or the instance role's IAM policy refuses it", pr.Op, b.Path.Kind),
+				fmt.Sprintf("S3 denied %s (AccessDenied) on the %s path: the bucket policy, the VPC endpoint policy (if the path uses one) or the instance role's IAM policy refuses it%s",
+					pr.Op, b.Path.Kind, s3Says(pr.Error)),
 				"")
 		}
 	}
 	return out
+}
+
+// s3Says quotes what S3's AccessDenied message tells of the policy type
+// that denied, when it tells (same account or organization only).
+func s3Says(msg string) string {
+	m := strings.ToLower(msg)
+	switch {
+	case strings.Contains(m, "no vpc endpoint policy allows"), strings.Contains(m, "explicit deny in a vpc endpoint policy"):
+		return "; S3's message names the VPC endpoint policy"
+	case strings.Contains(m, "resource-based policy"):
+		return "; S3's message names a resource-based policy: the bucket policy"
+	case strings.Contains(m, "identity-based policy"):
+		return "; S3's message names an identity-based policy: the role's IAM policy"
+	}
+	return ""
 }
 
 // openRoute reports whether a path kind forwards traffic, so that a timeout
