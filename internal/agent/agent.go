@@ -232,6 +232,10 @@ func (a *Agent) Assemble(id imds.Identity, n *Network, obs *Observed) *report.Re
 		VPCID:       id.VPCID,
 		PublicIPs:   strs(id.PublicIPs),
 		PlainHTTP:   strings.HasPrefix(a.Config.S3Endpoint, "http://"),
+		TLSIssuers:  a.Config.TLSIssuers,
+	}
+	if in.TLSIssuers == nil {
+		in.TLSIssuers = config.DefaultTLSIssuers
 	}
 	if len(id.PrivateIPs) > 0 {
 		in.PrivateIP = id.PrivateIPs[0].String()

@@ -61,7 +61,17 @@ type Config struct {
 	// lists are trusted before they are read again; zero means
 	// DefaultTopologyRefresh.
 	TopologyRefresh time.Duration
+
+	// TLSIssuers are the organizations whose certificates S3 may present;
+	// a chain naming none of them means something between the instance
+	// and S3 decrypts the traffic. Nil means DefaultTLSIssuers.
+	TLSIssuers []string
 }
+
+// DefaultTLSIssuers are the organizations of Amazon Trust Services, which
+// has issued S3's default certificates since June 2022, and of Starfield,
+// which cross-signs its roots.
+var DefaultTLSIssuers = []string{"Amazon", "Starfield Technologies, Inc."}
 
 // Defaults for `pathagent run`.
 const (
@@ -177,6 +187,7 @@ func Parse(file string, data []byte) (*Config, error) {
 		"topology_refresh": func(k string, v *yaml.Node) {
 			c.TopologyRefresh = p.durationAtLeast(k, v, minTopologyRefresh)
 		},
+		"tls_allowed_issuers": func(k string, v *yaml.Node) { c.TLSIssuers = p.strings(k, v) },
 	})
 	if len(p.errs) > 0 {
 		return nil, errors.Join(p.errs...)
@@ -385,4 +396,23 @@ func (p *parser) pathKind(key string, n *yaml.Node) string {
 		return ""
 	}
 	return v
+}
+
+func (p *parser) strings(key string, n *yaml.Node) []string {
+	if n.Kind != yaml.SequenceNode {
+		p.fail(n, key, "want a list of names")
+		return nil
+	}
+	var out []string
+	for i, item := range n.Content {
+		v, ok := p.scalar(fmt.Sprintf("%s[%d]", key, i), item)
+		if ok && strings.TrimSpace(v) == "" {
+			p.fail(item, fmt.Sprintf("%s[%d]", key, i), "empty name")
+			continue
+		}
+		if ok {
+			out = append(out, v)
+		}
+	}
+	return out
 }

@@ -25,6 +25,7 @@ func TestLoadGood(t *testing.T) {
 		Interval:        time.Minute,
 		MaxConcurrent:   2,
 		TopologyRefresh: 30 * time.Minute,
+		TLSIssuers:      []string{"Amazon", "Corp Inspection CA"},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load = %+v\nwant %+v", got, want)

@@ -6,6 +6,7 @@ package explain
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/pathagent/pathagent/internal/probes"
@@ -36,6 +37,7 @@ const (
 	CodeClockSkew           = "clock_skew"
 	CodeTimeoutOnOpenRoute  = "connect_timeout_on_open_route"
 	CodeAccessDenied        = "access_denied"
+	CodeTLSIntercepted      = "tls_intercepted"
 )
 
 // Bucket is what was observed for one bucket.
@@ -76,6 +78,9 @@ type Input struct {
 	// PlainHTTP is true when S3 is reached without TLS (the lab), which
 	// sets aws:SecureTransport to false.
 	PlainHTTP bool
+
+	// TLSIssuers are the organizations S3's certificates may come from.
+	TLSIssuers []string
 }
 
 // Credentials describes the probes' credentials without revealing them.
@@ -244,6 +249,7 @@ func bucketFindings(in Input, top *topology.Topology, b Bucket) []report.Finding
 	}
 
 	out = append(out, dnsFindings(in, top, b)...)
+	out = append(out, tlsFindings(in, b)...)
 	out = append(out, privateDNSFindings(top, b)...)
 	pf := policyFindings(in, top, b)
 	out = append(out, pf...)
@@ -327,6 +333,34 @@ func dnsFindings(in Input, top *topology.Topology, b Bucket) []report.Finding {
 			Summary: fmt.Sprintf("%s resolved to %s, which is neither in S3's published ranges for %s (%s) nor inside the VPC: a hosts file entry, a private hosted zone or a resolver that rewrites answers sends S3 traffic elsewhere",
 				orText(pr.Host, "the S3 name"), addr, in.Region, s3.ID),
 			Fix: "look for the name in /etc/hosts, in Route 53 private hosted zones associated with the VPC, and in Resolver forwarding rules",
+		}}
+	}
+	return nil
+}
+
+// tlsFindings reports a certificate for S3 that none of S3's issuers
+// signed: the trust store accepted it (the handshake succeeded), so a
+// middlebox with its own authority on this instance decrypts the traffic.
+func tlsFindings(in Input, b Bucket) []report.Finding {
+	if len(in.TLSIssuers) == 0 {
+		return nil
+	}
+	for _, pr := range b.Result.Probes {
+		if len(pr.Issuers) == 0 {
+			continue
+		}
+		for _, org := range pr.Issuers {
+			if slices.Contains(in.TLSIssuers, org) {
+				return nil
+			}
+		}
+		return []report.Finding{{
+			Code:     CodeTLSIntercepted,
+			Severity: report.Warning,
+			Bucket:   b.Result.Bucket,
+			Summary: fmt.Sprintf("the certificate presented for %s was issued by %s, not by an issuer S3 uses (%s); this instance trusts it, so something between the instance and S3 decrypts the traffic",
+				firstHost(b), strings.Join(pr.Issuers, " / "), strings.Join(in.TLSIssuers, ", ")),
+			Fix: "find the TLS-inspecting proxy or firewall and exempt S3 from inspection; if the issuer is yours on purpose, add it to tls_allowed_issuers",
 		}}
 	}
 	return nil

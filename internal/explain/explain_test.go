@@ -273,3 +273,39 @@ func TestCredentialFindings(t *testing.T) {
 		})
 	}
 }
+
+func TestTLSIntercepted(t *testing.T) {
+	allowed := []string{"Amazon", "Starfield Technologies, Inc."}
+	tests := []struct {
+		name    string
+		issuers []string
+		want    bool
+	}{
+		{"S3's own chain", []string{"Amazon", "Starfield Technologies, Inc."}, false},
+		{"an inspecting proxy's authority", []string{"Corp Inspection CA"}, true},
+		{"plain HTTP", nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := Findings(Input{Region: "us-east-1", Topology: &topology.Topology{}, TLSIssuers: allowed,
+				Buckets: []Bucket{{
+					Result: probes.BucketResult{Bucket: "b", Region: "us-east-1", Probes: []probes.Result{
+						{Op: probes.List, Success: true, Host: "s3.us-east-1.amazonaws.com", Issuers: tt.issuers},
+					}},
+					Path: route.Path{Kind: route.GatewayEndpoint, Target: "vpce-1"},
+				}}})
+			got := false
+			for _, f := range fs {
+				if f.Code == CodeTLSIntercepted {
+					got = true
+					if !strings.Contains(f.Summary, "Corp Inspection CA") {
+						t.Errorf("summary %q does not name the issuer", f.Summary)
+					}
+				}
+			}
+			if got != tt.want {
+				t.Errorf("tls_intercepted = %v, want %v (%+v)", got, tt.want, fs)
+			}
+		})
+	}
+}

@@ -127,6 +127,10 @@ type Result struct {
 	// RequestID is S3's request id, for a support case.
 	RequestID string
 
+	// Issuers are the organizations that issued the certificates the
+	// server presented, leaf's issuer first; empty without TLS.
+	Issuers []string
+
 	Timings Timings
 	Start   time.Time
 
@@ -436,6 +440,7 @@ func (p *Prober) do(ctx context.Context, op Op, key string, send func(context.Co
 		Resolution: t.lookup,
 		Remote:     t.remote,
 		Start:      t.start,
+		Issuers:    t.chain,
 	}
 	if t.proxy != nil {
 		r.Proxy = t.proxy.Host

@@ -2,6 +2,8 @@ package probes
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"golang.org/x/net/http/httpproxy"
 
@@ -326,4 +329,50 @@ func TestSweepRemovesLeftovers(t *testing.T) {
 			t.Errorf("%s was deleted", key)
 		}
 	}
+}
+
+// Over TLS the probe records who issued the server's certificate, so that
+// an intercepting middlebox can be told from S3.
+func TestIssuersRecorded(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `<ListBucketResult><Name>b</Name><KeyCount>0</KeyCount></ListBucketResult>`)
+	}))
+	defer srv.Close()
+
+	cfg := aws.Config{
+		Credentials: credentials.NewStaticCredentialsProvider("AKIA", "secret", ""),
+		HTTPClient:  nil,
+	}
+	p := &Prober{
+		Config:    cfg,
+		Resolver:  &resolve.Resolver{Server: "127.0.0.1:1"},
+		Region:    "us-east-1",
+		Endpoint:  srv.URL,
+		PathStyle: true,
+		Prefix:    prefix,
+		Proxy:     &httpproxy.Config{},
+	}
+	// Trust the test server's certificate the way AWS_CA_BUNDLE would.
+	p.Config.HTTPClient = trusting(srv)
+
+	list := p.Run(context.Background(), Bucket{Name: "b"}).Probes[0]
+	if !list.Success {
+		t.Fatalf("list failed: %s", list.Error)
+	}
+	// httptest's certificate is issued by "Acme Co".
+	if len(list.Issuers) == 0 || list.Issuers[0] != "Acme Co" {
+		t.Errorf("issuers %v, want Acme Co first", list.Issuers)
+	}
+	if list.Timings.TLS <= 0 {
+		t.Errorf("TLS phase not measured: %+v", list.Timings)
+	}
+}
+
+// trusting returns an SDK HTTP client that trusts srv's certificate.
+func trusting(srv *httptest.Server) *awshttp.BuildableClient {
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	return awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"net/http/httptrace"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -57,6 +58,7 @@ type trace struct {
 
 	connectStart, connectDone time.Time
 	tlsStart, tlsDone         time.Time
+	chain                     []string
 	firstByte                 time.Time
 }
 
@@ -72,8 +74,11 @@ func withTrace(ctx context.Context, t *trace) context.Context {
 		TLSHandshakeStart: func() {
 			t.set(func() { t.tlsStart = time.Now() })
 		},
-		TLSHandshakeDone: func(tls.ConnectionState, error) {
-			t.set(func() { t.tlsDone = time.Now() })
+		TLSHandshakeDone: func(cs tls.ConnectionState, _ error) {
+			t.set(func() {
+				t.tlsDone = time.Now()
+				t.chain = issuers(cs)
+			})
 		},
 		GotConn: func(info httptrace.GotConnInfo) {
 			// The address the connection really uses: what the path
@@ -213,4 +218,27 @@ func newHTTPClient(base any, r Resolver, proxyEnv *httpproxy.Config) *awshttp.Bu
 			return u, err
 		}
 	})
+}
+
+// issuers lists the organizations that vouch for the server's certificate:
+// the issuer of each certificate the server sent and of the verified chain,
+// each once, leaf's issuer first.
+func issuers(cs tls.ConnectionState) []string {
+	var out []string
+	add := func(orgs []string) {
+		for _, o := range orgs {
+			if !slices.Contains(out, o) {
+				out = append(out, o)
+			}
+		}
+	}
+	for _, c := range cs.PeerCertificates {
+		add(c.Issuer.Organization)
+	}
+	for _, chain := range cs.VerifiedChains {
+		for _, c := range chain {
+			add(c.Issuer.Organization)
+		}
+	}
+	return out
 }
