@@ -1,8 +1,10 @@
 # pathagent: build, try it on the local lab, test.
 #
 #   make demo    build, install the lab's tools, run `pathagent once` on the lab
-#   make test    install the lab's tools, vet and run every test
+#   make test    install the lab's tools, vet and run every test, then fuzz
+#   make fuzz    run every fuzz target for FUZZTIME (10s) each
 #   make package build the .deb and .rpm into dist/ (see packaging/README.md)
+#   make bench   measure pathagent against peers on the lab (scripts/bench)
 #
 # The lab's servers are installed with `go install` at pinned versions into
 # $(GOBIN) (by default $(go env GOPATH)/bin); nothing else is downloaded.
@@ -19,6 +21,11 @@ VERSITYGW         = github.com/versity/versitygw/cmd/versitygw@v1.8.0
 # promtool checks packaging/prometheus; Debian ships it in its prometheus
 # package, pinned to the version the rules were written against.
 PROMETHEUS_DEB ?= prometheus=2.42.0*
+
+# nft does the internet gateway's NAT in the network-namespace VPC test
+# (e2e/netns, run as root); Debian's, pinned to the version it was tried on.
+NFTABLES_DEB   ?= nftables=1.0.6*
+
 SUDO           := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 # Packager for the .deb and .rpm.
@@ -33,7 +40,7 @@ PKG_VERSION ?= $(shell echo '$(VERSION)' | sed -E 's/^v([0-9]+\.[0-9])/\1/; /^[0
 
 export PATH := $(GOBIN):$(PATH)
 
-.PHONY: all build tools promtool demo test vet clean package
+.PHONY: all build tools promtool nftables demo test vet clean package
 
 all: build
 
@@ -53,6 +60,11 @@ promtool:
 		$(SUDO) apt-get update && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y '$(PROMETHEUS_DEB)'; }
 
+nftables:
+	@PATH="$$PATH:/usr/sbin:/sbin" command -v nft >/dev/null || { \
+		$(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y '$(NFTABLES_DEB)'; }
+
 $(GOBIN)/nfpm:
 	GOBIN=$(GOBIN) $(GO) install $(NFPM)
 
@@ -65,8 +77,26 @@ vet:
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-test: tools promtool vet
+test: tools promtool nftables vet
 	$(GO) test -count=1 ./...
+	@$(MAKE) --no-print-directory fuzz
+
+# Every fuzz target (a func Fuzz... in a _test.go file) runs for FUZZTIME.
+# A failing input is written to its package's testdata/fuzz/NAME/; kept
+# there, it runs with plain go test from then on. Minimizing is bounded
+# too: the EC2 target manages only a few inputs a second, as the coverage
+# of the whole EC2 SDK is compared after each.
+FUZZTIME ?= 10s
+
+.PHONY: fuzz
+fuzz:
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' cmd internal); do \
+		for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			echo "fuzz $$name in $$(dirname $$f) for $(FUZZTIME)"; \
+			$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) \
+				-fuzzminimizetime=5s ./$$(dirname $$f); \
+		done; \
+	done
 
 # A static binary for the package's architecture (-s -w drop the symbol
 # tables; panics still print full stacks), then one .deb and one .rpm.
@@ -82,3 +112,20 @@ package: $(GOBIN)/nfpm
 
 clean:
 	rm -rf bin dist
+
+# Benchmarks: pathagent against peers run side by side on the lab, as
+# ratios (scripts/bench/main.go says what is measured). Debian's AWS CLI,
+# rclone and blackbox_exporter are the peers, installed here when missing
+# and only here: `make test` does not need them. Writes bench/RESULTS.md
+# and the benchmark section at the end of README.md; 6 to 10 minutes.
+BENCH_DEBS  ?= 'awscli=2.9.19*' 'rclone=1.60.1*' 'prometheus-blackbox-exporter=0.23.0*'
+BENCH_FLAGS ?=
+
+.PHONY: bench bench-tools
+bench: build $(GOBIN)/ec2-metadata-mock $(GOBIN)/versitygw bench-tools
+	$(GO) run ./scripts/bench $(BENCH_FLAGS)
+
+bench-tools:
+	@[ -x /usr/bin/aws ] && [ -x /usr/bin/rclone ] && [ -x /usr/bin/prometheus-blackbox-exporter ] || { \
+		$(SUDO) apt-get update && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $(BENCH_DEBS); }

@@ -3,6 +3,7 @@ package probes
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
@@ -220,24 +221,29 @@ func newHTTPClient(base any, r Resolver, proxyEnv *httpproxy.Config) *awshttp.Bu
 	})
 }
 
-// issuers lists the organizations that vouch for the server's certificate:
-// the issuer of each certificate the server sent and of the verified chain,
-// each once, leaf's issuer first.
+// issuers lists who vouches for the server's certificate: the issuer of
+// each certificate the server sent and of the verified chain, each once,
+// leaf's issuer first. An issuer is named by its organization, or by its
+// common name when it has none (private authorities often do not).
 func issuers(cs tls.ConnectionState) []string {
 	var out []string
-	add := func(orgs []string) {
-		for _, o := range orgs {
-			if !slices.Contains(out, o) {
-				out = append(out, o)
+	add := func(c *x509.Certificate) {
+		names := c.Issuer.Organization
+		if len(names) == 0 && c.Issuer.CommonName != "" {
+			names = []string{c.Issuer.CommonName}
+		}
+		for _, n := range names {
+			if !slices.Contains(out, n) {
+				out = append(out, n)
 			}
 		}
 	}
 	for _, c := range cs.PeerCertificates {
-		add(c.Issuer.Organization)
+		add(c)
 	}
 	for _, chain := range cs.VerifiedChains {
 		for _, c := range chain {
-			add(c.Issuer.Organization)
+			add(c)
 		}
 	}
 	return out

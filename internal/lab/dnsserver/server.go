@@ -58,12 +58,25 @@ type Server struct {
 // same port, and answers from records. Port 0 picks a free port; Addr
 // tells which.
 func Start(addr string, records []scenario.Record) (*Server, error) {
-	z, err := newZone(records)
-	if err != nil {
+	if _, err := newZone(records); err != nil {
 		return nil, fmt.Errorf("start dns server: %w", err)
 	}
 	pc, ln, err := listen(addr)
 	if err != nil {
+		return nil, fmt.Errorf("start dns server: %w", err)
+	}
+	return Serve(pc, ln, records)
+}
+
+// Serve answers from records on a UDP socket and a TCP listener the
+// caller opened, for a resolver on an address Start refuses, such as a
+// VPC address inside a network namespace. The server owns both from then
+// on: Close closes them.
+func Serve(pc net.PacketConn, ln net.Listener, records []scenario.Record) (*Server, error) {
+	z, err := newZone(records)
+	if err != nil {
+		pc.Close()
+		ln.Close()
 		return nil, fmt.Errorf("start dns server: %w", err)
 	}
 
