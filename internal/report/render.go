@@ -43,8 +43,11 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		for _, ep := range n.Endpoints {
 			p("s3 endpoint\t%s %s %s", ep.ID, ep.Type, ep.State)
-			if len(ep.RouteTables) > 0 {
+			switch {
+			case len(ep.RouteTables) > 0:
 				p(", route tables %s", strings.Join(ep.RouteTables, ","))
+			case ep.Type == "Gateway":
+				p(", associated with no route table")
 			}
 			if len(ep.Addresses) > 0 {
 				p(", addresses %s", strings.Join(ep.Addresses, ","))
