@@ -115,10 +115,11 @@ clean:
 
 # Benchmarks: pathagent against peers run side by side on the lab, as
 # ratios (scripts/bench/main.go says what is measured). Debian's AWS CLI,
-# rclone and blackbox_exporter are the peers, installed here when missing
-# and only here: `make test` does not need them. Writes bench/RESULTS.md
-# and the benchmark section at the end of README.md; 6 to 10 minutes.
-BENCH_DEBS  ?= 'awscli=2.9.19*' 'rclone=1.60.1*' 'prometheus-blackbox-exporter=0.23.0*'
+# rclone and blackbox_exporter are the peers and GNU time reads peak RSS;
+# they are installed here when missing and only here: `make test` does not
+# need them. Writes bench/RESULTS.md and the benchmark section at the end
+# of README.md; 6 to 10 minutes.
+BENCH_DEBS  ?= 'time=1.9*' 'awscli=2.9.19*' 'rclone=1.60.1*' 'prometheus-blackbox-exporter=0.23.0*'
 BENCH_FLAGS ?=
 
 .PHONY: bench bench-tools
@@ -126,6 +127,6 @@ bench: build $(GOBIN)/ec2-metadata-mock $(GOBIN)/versitygw bench-tools
 	$(GO) run ./scripts/bench $(BENCH_FLAGS)
 
 bench-tools:
-	@[ -x /usr/bin/aws ] && [ -x /usr/bin/rclone ] && [ -x /usr/bin/prometheus-blackbox-exporter ] || { \
+	@[ -x /usr/bin/time ] && [ -x /usr/bin/aws ] && [ -x /usr/bin/rclone ] && [ -x /usr/bin/prometheus-blackbox-exporter ] || { \
 		$(SUDO) apt-get update && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y $(BENCH_DEBS); }

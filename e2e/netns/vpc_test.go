@@ -175,13 +175,13 @@ func walkthrough(t *testing.T, bin string) made {
 			wantError:   "certificate signed by unknown authority",
 		},
 		{
-			name:         "internet gateway, policy wants the private address",
-			path:         vpc.ViaInternetGateway,
-			caBundle:     labCA,
-			wantStatus:   report.Failed,
-			wantPath:     "internet_gateway " + vpc.InternetGateway + " " + vpc.RouteTableID,
-			wantReasons:  failedBoth("access_denied"),
-			wantSeen:     vpc.PublicIP,
+			name:        "internet gateway, policy wants the private address",
+			path:        vpc.ViaInternetGateway,
+			caBundle:    labCA,
+			wantStatus:  report.Failed,
+			wantPath:    "internet_gateway " + vpc.InternetGateway + " " + vpc.RouteTableID,
+			wantReasons: failedBoth("access_denied"),
+			wantSeen:    vpc.PublicIP,
 			// The policy denies everything from the public address,
 			// GetBucketPolicy too, so the agent can only say it could
 			// not check it.

@@ -170,6 +170,14 @@ func Parse(file string, data []byte) (*Config, error) {
 	}
 
 	p := parser{file: file}
+
+	// A second document would be silently ignored: refuse it.
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		p.fail(&extra, "(top level)", "want one document")
+		return nil, errors.Join(p.errs...)
+	}
+
 	var c Config
 	root := doc.Content[0]
 	p.mapping(root, "", map[string]func(key string, v *yaml.Node){
@@ -215,9 +223,13 @@ func (p *parser) mapping(n *yaml.Node, at string, fields map[string]func(string,
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		key := k.Value
+		name := k.Value
+		if k.Kind != yaml.ScalarNode {
+			name = describeNode(k)
+		}
+		key := name
 		if at != "" {
-			key = at + "." + k.Value
+			key = at + "." + name
 		}
 
 		field, ok := fields[k.Value]
@@ -341,9 +353,34 @@ func (p *parser) url(key string, n *yaml.Node) string {
 func (p *parser) boolean(key string, n *yaml.Node) bool {
 	var b bool
 	if n.Kind != yaml.ScalarNode || n.Decode(&b) != nil {
-		p.fail(n, key, "%q is not true or false", n.Value)
+		p.fail(n, key, "%s is not true or false", describeNode(n))
 	}
 	return b
+}
+
+// describeNode renders a value for an error: a scalar quoted, anything
+// else in YAML's flow style, as written.
+func describeNode(n *yaml.Node) string {
+	if n.Kind == yaml.ScalarNode {
+		return fmt.Sprintf("%q", n.Value)
+	}
+	flow := *n
+	flow.Style = yaml.FlowStyle
+	out, err := yaml.Marshal(&flow)
+	if err != nil {
+		return "a " + kindName(n.Kind)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func kindName(k yaml.Kind) string {
+	switch k {
+	case yaml.MappingNode:
+		return "mapping"
+	case yaml.SequenceNode:
+		return "list"
+	}
+	return "value"
 }
 
 func (p *parser) prefix(key string, n *yaml.Node) string {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -45,6 +46,15 @@ const (
 	// identityRetry is how soon a failed identity read is tried again.
 	identityRetry = 30 * time.Second
 
+	// identityTimeout and topologyTimeout bound the reads a cycle makes
+	// before probing: the cycle's own context never ends (see cycle),
+	// and a server that accepts a request and never answers must not
+	// stop every later cycle. A healthy topology read is four calls of
+	// milliseconds each; one cut short by this bound counts as failed
+	// and is retried after retryAfterError.
+	identityTimeout = 15 * time.Second
+	topologyTimeout = 15 * time.Second
+
 	// shutdownGrace bounds the wait for a cycle in flight at shutdown:
 	// four probes at the longest timeout allowed, and the clean-up.
 	shutdownGrace = 45 * time.Second
@@ -74,11 +84,19 @@ type Daemon struct {
 	// EarlyRefreshGap overrides DefaultEarlyRefreshGap when positive.
 	EarlyRefreshGap time.Duration
 
+	// gap is the current least time between early reads: it doubles
+	// after each early read that found nothing changed, up to the
+	// topology refresh, so a bucket whose outcome flaps for reasons
+	// that are not the network's (an S3 hiccup, a policy being edited)
+	// costs the account's rate limit less and less.
+	gap time.Duration
+
 	reloads chan chan error
 
 	// The fields below belong to the loop goroutine and the one cycle
 	// it runs at a time, which never overlap in writing them.
 	id        *imds.Identity
+	idErr     error
 	idRetry   time.Time
 	network   *agent.Network
 	netExpiry time.Time
@@ -233,14 +251,25 @@ func (d *Daemon) cycle(a *agent.Agent) {
 
 	// What the probes saw changed: the route table may have too. Read
 	// it again now, within a rate limit, and judge the paths by it.
-	gap := d.EarlyRefreshGap
-	if gap <= 0 {
-		gap = DefaultEarlyRefreshGap
+	if d.gap <= 0 {
+		d.gap = d.EarlyRefreshGap
+		if d.gap <= 0 {
+			d.gap = DefaultEarlyRefreshGap
+		}
 	}
-	if d.changed(obs.Results) && time.Since(d.netRead) >= gap {
+	// A throttled account gets no early read before its backoff ends.
+	throttled := d.backoff > 0 && time.Now().Before(d.netExpiry)
+	if d.changed(obs.Results) && time.Since(d.netRead) >= d.gap && !throttled {
 		d.Log.Info("probe outcome or address changed; reading the topology again")
+		before := d.network
 		d.refreshTopology(ctx, a, *id, true)
 		rep = a.Assemble(*id, d.network, obs)
+
+		if sameNetwork(before, d.network) {
+			d.gap = min(2*d.gap, topologyRefresh(a.Config))
+		} else {
+			d.gap = 0
+		}
 	}
 	d.publish(rep, time.Since(start), true)
 }
@@ -250,12 +279,17 @@ func (d *Daemon) identity(ctx context.Context, a *agent.Agent) (*imds.Identity, 
 	if d.id != nil {
 		return d.id, nil
 	}
+	// Between retries the last failure stands, with its cause: a
+	// report of "retrying" would hide the fix.
 	if time.Now().Before(d.idRetry) {
-		return nil, errors.New("instance identity unavailable; retrying later")
+		return nil, d.idErr
 	}
+	ctx, cancel := context.WithTimeout(ctx, identityTimeout)
+	defer cancel()
 	id, err := imds.Load(ctx, a.IMDS)
 	if err != nil {
 		d.Metrics.IMDSError(imdsReason(err))
+		d.idErr = err
 		d.idRetry = time.Now().Add(identityRetry)
 		d.Log.Error("read instance identity", "err", err)
 		return nil, err
@@ -277,6 +311,8 @@ func (d *Daemon) refreshTopology(ctx context.Context, a *agent.Agent, id imds.Id
 		return
 	}
 
+	ctx, cancel := context.WithTimeout(ctx, topologyTimeout)
+	defer cancel()
 	n := a.ReadNetwork(ctx, id)
 	d.netRead = now
 
@@ -313,6 +349,16 @@ func (d *Daemon) refreshTopology(ctx context.Context, a *agent.Agent, id imds.Id
 			"failed_calls", len(failed),
 			"retry_in", d.netExpiry.Sub(now).Round(time.Second))
 	}
+}
+
+// sameNetwork reports whether two reads of the topology found the same
+// route table and endpoints.
+func sameNetwork(a, b *agent.Network) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return reflect.DeepEqual(a.Topology.RouteTable, b.Topology.RouteTable) &&
+		reflect.DeepEqual(a.Topology.Endpoints, b.Topology.Endpoints)
 }
 
 // changed reports whether any bucket's outcome or remote address differs

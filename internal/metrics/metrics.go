@@ -52,6 +52,7 @@ type Metrics struct {
 	// last path and findings per bucket, and the buckets seen.
 	mu           sync.Mutex
 	paths        map[string]prometheus.Labels
+	expected     map[string]string            // bucket -> expected label in use
 	findings     map[string]prometheus.Labels // by joined label values
 	reasons      map[string]string
 	buckets      map[string]bool
@@ -70,6 +71,7 @@ func New(build BuildInfo) *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
 		paths:    map[string]prometheus.Labels{},
+		expected: map[string]string{},
 		findings: map[string]prometheus.Labels{},
 		reasons:  map[string]string{},
 		buckets:  map[string]bool{},
@@ -232,10 +234,15 @@ func (m *Metrics) observePath(b report.Bucket) {
 	m.paths[b.Name] = labels
 
 	// One series per bucket: a changed expectation replaces the old.
-	m.pathExpected.DeletePartialMatch(prometheus.Labels{"bucket": b.Name})
+	// Deleting by the remembered label keeps a cycle linear in buckets.
+	if old, had := m.expected[b.Name]; had && old != b.ExpectPath {
+		m.pathExpected.DeleteLabelValues(b.Name, old)
+		delete(m.expected, b.Name)
+	}
 	if b.ExpectPath == "" {
 		return
 	}
+	m.expected[b.Name] = b.ExpectPath
 	v := 0.0
 	if b.Path.Kind == b.ExpectPath {
 		v = 1
@@ -273,6 +280,7 @@ func (m *Metrics) forgetBucket(name string) {
 	}
 	delete(m.paths, name)
 	delete(m.reasons, name)
+	delete(m.expected, name)
 }
 
 // CycleSkipped counts a cycle that was not started.

@@ -241,9 +241,16 @@ func (p *Prober) Run(ctx context.Context, b Bucket) BucketResult {
 	put, key, body := p.put(ctx, client, b.Name)
 	out.Probes = append(out.Probes, put)
 	if !put.Success {
-		out.Probes = append(out.Probes,
-			Result{Op: Get, Key: key, Skipped: true},
-			Result{Op: Delete, Key: key, Skipped: true})
+		out.Probes = append(out.Probes, Result{Op: Get, Key: key, Skipped: true})
+
+		// A put that timed out or broke off after sending may have
+		// been written all the same: delete it now rather than leave
+		// it to a later sweep. One S3 answered with a status did not.
+		if put.HTTPStatus == 0 && put.FailedIn == PhaseRequest {
+			out.Probes = append(out.Probes, p.delete(ctx, client, b.Name, key))
+		} else {
+			out.Probes = append(out.Probes, Result{Op: Delete, Key: key, Skipped: true})
+		}
 		p.readPolicy(ctx, client, &out)
 		return out
 	}
@@ -446,6 +453,11 @@ func (p *Prober) do(ctx context.Context, op Op, key string, send func(context.Co
 		r.Proxy = t.proxy.Host
 	}
 	lookupErr, dialErr := t.lookupErr, t.dialErr
+	if t.resolving && lookupErr == nil {
+		// The request's deadline ended it while the name was still
+		// being looked up: the lookup is what took too long.
+		lookupErr = context.DeadlineExceeded
+	}
 	t.mu.Unlock()
 	r.Timings = t.timings(end)
 

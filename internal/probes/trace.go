@@ -52,6 +52,7 @@ type trace struct {
 	host        string
 	lookup      *resolve.Result
 	lookupErr   error
+	resolving   bool // a lookup started and has not returned
 	proxy       *url.URL
 	remote      netip.AddrPort
 	dialErr     error
@@ -171,8 +172,10 @@ func (d *dialer) DialContext(ctx context.Context, network, hostport string) (net
 
 func (d *dialer) lookup(ctx context.Context, t *trace, host string) (netip.Addr, error) {
 	start := time.Now()
+	t.set(func() { t.resolving = true })
 	res, err := d.resolver.Lookup(ctx, host)
 	t.set(func() {
+		t.resolving = false
 		t.lookup = res
 		t.lookupErr = err
 		t.resolveTime = time.Since(start)
