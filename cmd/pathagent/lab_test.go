@@ -147,6 +147,12 @@ func TestScenarios(t *testing.T) {
 			wantFindings: []string{"endpoint_policy_denies", "probe_failed"},
 		},
 		{
+			scenario:     "credentials-rejected",
+			wantStatus:   report.Failed,
+			wantPaths:    map[string]string{"lab-data": "unknown  "},
+			wantFindings: []string{"credentials_rejected", "ec2_call_failed", "path_unknown", "probe_failed"},
+		},
+		{
 			scenario:   "bucket-other-region",
 			wantStatus: report.OK,
 			wantPaths: map[string]string{

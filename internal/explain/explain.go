@@ -157,6 +157,8 @@ func ec2Problem(p topology.Problem) report.Finding {
 	switch p.Code {
 	case "UnauthorizedOperation", "AccessDenied", "AccessDeniedException":
 		f.Fix = fmt.Sprintf("allow ec2:%s on \"*\" in the instance role's policy", p.Call)
+	case "AuthFailure":
+		f.Fix = "the EC2 API refused the credentials: check that the agent's keys are current (credentials_rejected says the same of S3)"
 	case "RequestLimitExceeded", "Throttling":
 		f.Fix = "the account's EC2 API rate limit is exhausted; run fewer describe calls, or retry later"
 	}

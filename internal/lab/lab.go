@@ -145,11 +145,15 @@ func (l *Lab) agentConfig() string {
 // Env returns the variables the agent runs with in the lab, to be added to a
 // base environment cleaned by CleanEnv.
 func (l *Lab) Env() []string {
+	secret := AgentSecretAccessKey
+	if l.Scenario.AgentSecret != "" {
+		secret = l.Scenario.AgentSecret
+	}
 	env := []string{
 		"AWS_EC2_METADATA_SERVICE_ENDPOINT=" + l.IMDS.URL(),
 		"AWS_ENDPOINT_URL_EC2=" + l.ec2URL,
 		"AWS_ACCESS_KEY_ID=" + AgentAccessKeyID,
-		"AWS_SECRET_ACCESS_KEY=" + AgentSecretAccessKey,
+		"AWS_SECRET_ACCESS_KEY=" + secret,
 		// No shared files: the lab's credentials and nothing else.
 		"AWS_CONFIG_FILE=" + filepath.Join(l.Dir, "no-aws-config"),
 		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(l.Dir, "no-aws-credentials"),

@@ -46,6 +46,11 @@ type Scenario struct {
 	// Buckets are created before the agent runs.
 	Buckets []Bucket `yaml:"buckets"`
 
+	// AgentSecret, when set, is the secret access key the agent is given
+	// instead of the right one: keys that were rotated, revoked or
+	// mistyped. The lab's servers still expect the right one.
+	AgentSecret string `yaml:"agent_secret"`
+
 	// Proxy, when set, is an HTTP proxy the agent is pointed at through
 	// HTTP_PROXY and HTTPS_PROXY, as an instance behind a corporate
 	// proxy is.
