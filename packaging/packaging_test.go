@@ -4,6 +4,7 @@ package packaging
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -30,6 +31,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/pathagent/pathagent/internal/config"
+	"github.com/pathagent/pathagent/internal/lab/pkglock"
 	"github.com/pathagent/pathagent/internal/probes"
 )
 
@@ -51,6 +53,10 @@ const (
 	// accepted. What is left is what the agent needs: the host's network,
 	// IPv4/IPv6 and AF_UNIX sockets, no IP allow list (S3 may be anywhere).
 	maxExposure = 2.0
+
+	// pkgLockWait bounds the wait for another test's install, check and
+	// purge of the package, which take seconds.
+	pkgLockWait = 2 * time.Minute
 )
 
 // binDir holds the binary the tests build, once, for all of them.
@@ -405,6 +411,20 @@ func TestDebPackage(t *testing.T) {
 		t.Skip("dpkg not installed: not a Debian-based system")
 	}
 	nfpm := findNfpm(t)
+
+	// e2e/netns installs the package too; from the check below to the
+	// purge, neither may run while the other does.
+	ctx, cancel := context.WithTimeout(t.Context(), pkgLockWait)
+	defer cancel()
+	release, err := pkglock.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := release(); err != nil {
+			t.Errorf("release %s: %v", pkglock.Path, err)
+		}
+	})
 
 	// Never touch a pathagent the machine really uses.
 	if out, _ := exec.Command("dpkg-query", "-W", "-f=${Status}", "pathagent").Output(); strings.Contains(string(out), "installed") {

@@ -15,6 +15,84 @@ import (
 	vpc "github.com/pathagent/pathagent/internal/lab/netns"
 )
 
+// made is what a run created, so the parent test can check it is all gone.
+type made struct {
+	namespaces []string
+	links      []string
+	pids       map[int]string
+	dir        string
+	etcDirs    []string
+}
+
+// inLab starts a lab and runs f in a subtest called name with it, and
+// then, the subtest's cleanups done, checks that nothing of the lab is
+// left: no namespace, link, process, file or socket. f adds the processes
+// it starts to m.
+func inLab(t *testing.T, name string, f func(t *testing.T, v *vpc.VPC, m *made)) {
+	t.Helper()
+	etcExisted := exists(vpc.EtcDir)
+	sockets := socketFDs(t)
+	var m made
+	t.Run(name, func(t *testing.T) {
+		v := startVPC(t, &m)
+		f(t, v, &m)
+	})
+
+	// The subtest's cleanups have run: nothing of the lab may be left.
+	checkGone(t, m, etcExisted)
+
+	// A socket this process opened in a namespace would keep it alive,
+	// nameless, with its links, after `ip netns delete`.
+	if n := socketFDs(t); n != sockets {
+		t.Errorf("%d sockets open after the lab stopped, %d before", n, sockets)
+	}
+}
+
+// startVPC starts a lab with the bucket, stopped in the test's cleanup,
+// and records in m what it made.
+func startVPC(t *testing.T, m *made) *vpc.VPC {
+	t.Helper()
+	dir := t.TempDir()
+	ctx := t.Context()
+
+	// A run killed on timeout skips its cleanups; its namespaces go now.
+	if err := vpc.RemoveStale(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v, err := vpc.Start(ctx, vpc.Options{
+		Dir:     dir,
+		Tag:     strconv.Itoa(os.Getpid()),
+		Buckets: []string{bucket},
+	})
+	if err != nil {
+		t.Fatalf("start lab: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := v.Stop(context.Background()); err != nil {
+			t.Errorf("stop lab: %v", err)
+		}
+	})
+	*m = made{dir: dir, links: v.Links(), pids: map[int]string{}}
+	for _, n := range v.Namespaces() {
+		m.namespaces = append(m.namespaces, n.Name)
+		m.etcDirs = append(m.etcDirs, filepath.Join(vpc.EtcDir, n.Name))
+	}
+	for _, p := range v.Procs() {
+		m.pids[p.Pid()] = p.Name
+	}
+	return v
+}
+
+// moduleRoot is the module's root directory.
+func moduleRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
 // defaultBundle is Debian's system CA bundle, what AWS_CA_BUNDLE names on
 // this machine and in CI.
 const defaultBundle = "/etc/ssl/certs/ca-certificates.crt"
@@ -37,13 +115,9 @@ func requireTools(t *testing.T) {
 // buildAgent builds cmd/pathagent and returns the binary.
 func buildAgent(t *testing.T) string {
 	t.Helper()
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
 	bin := filepath.Join(t.TempDir(), "pathagent")
 	cmd := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "./cmd/pathagent")
-	cmd.Dir = root
+	cmd.Dir = moduleRoot(t)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build ./cmd/pathagent: %v\n%s", err, out)
 	}

@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -44,15 +43,6 @@ const (
 	daemonInterval = "interval: 10s\n"
 )
 
-// made is what a run created, so the parent test can check it is all gone.
-type made struct {
-	namespaces []string
-	links      []string
-	pids       map[int]string
-	dir        string
-	etcDirs    []string
-}
-
 // TestVPC runs `pathagent once` and `pathagent run` in a network-namespace
 // VPC with nothing pointed anywhere: no endpoint variables, no resolver or
 // S3 endpoint in the configuration. Each case sets the subnet's route
@@ -61,48 +51,11 @@ type made struct {
 func TestVPC(t *testing.T) {
 	requireTools(t)
 	bin := buildAgent(t)
-
-	etcExisted := exists(vpc.EtcDir)
-	sockets := socketFDs(t)
-	var m made
-	t.Run("walkthrough", func(t *testing.T) { m = walkthrough(t, bin) })
-
-	// The subtest's cleanups have run: nothing of the lab may be left.
-	checkGone(t, m, etcExisted)
-
-	// A socket this process opened in a namespace would keep it alive,
-	// nameless, with its links, after `ip netns delete`.
-	if n := socketFDs(t); n != sockets {
-		t.Errorf("%d sockets open after the lab stopped, %d before", n, sockets)
-	}
+	inLab(t, "walkthrough", func(t *testing.T, v *vpc.VPC, m *made) { walkthrough(t, v, bin, m) })
 }
 
-func walkthrough(t *testing.T, bin string) made {
-	dir := t.TempDir()
+func walkthrough(t *testing.T, v *vpc.VPC, bin string, m *made) {
 	ctx := t.Context()
-	tag := strconv.Itoa(os.Getpid())
-
-	// A run killed on timeout skips its cleanups; its namespaces go now.
-	if err := vpc.RemoveStale(ctx); err != nil {
-		t.Fatal(err)
-	}
-	v, err := vpc.Start(ctx, vpc.Options{Dir: dir, Tag: tag, Buckets: []string{bucket}})
-	if err != nil {
-		t.Fatalf("start lab: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := v.Stop(context.Background()); err != nil {
-			t.Errorf("stop lab: %v", err)
-		}
-	})
-	m := made{dir: dir, links: v.Links(), pids: map[int]string{}}
-	for _, n := range v.Namespaces() {
-		m.namespaces = append(m.namespaces, n.Name)
-		m.etcDirs = append(m.etcDirs, filepath.Join(vpc.EtcDir, n.Name))
-	}
-	for _, p := range v.Procs() {
-		m.pids[p.Pid()] = p.Name
-	}
 
 	// Allow only the instance's private address: the gateway endpoint
 	// keeps it, the internet gateway's NAT replaces it.
@@ -217,7 +170,7 @@ func walkthrough(t *testing.T, bin string) made {
 			requireContained(t, v)
 			mark := logSize(t, v.S3.AccessLog)
 
-			rep, pid := once(t, v, bin, tt.caBundle)
+			rep, pid := once(t, v, bin, tt.caBundle, "--bucket", bucket)
 			m.pids[pid] = "pathagent once"
 
 			if rep.Status != tt.wantStatus {
@@ -294,7 +247,6 @@ func walkthrough(t *testing.T, bin string) made {
 	if fmt.Sprint(before) != fmt.Sprint(after) {
 		t.Errorf("bucket contents changed:\nbefore %v\nafter  %v", before, after)
 	}
-	return m
 }
 
 // failedBoth is what the probes meet when every request fails for reason:
@@ -304,14 +256,15 @@ func failedBoth(reason string) map[string]string {
 	return map[string]string{"list": reason, "put": reason, "get": "skipped", "delete": "skipped"}
 }
 
-// once runs `pathagent once --json` in the instance namespace and returns
-// its report and pid.
-func once(t *testing.T, v *vpc.VPC, bin, caBundle string) (*report.Report, int) {
+// once runs `pathagent once ARGS... --json` in the instance namespace and
+// returns its report and pid.
+func once(t *testing.T, v *vpc.VPC, bin, caBundle string, args ...string) (*report.Report, int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), agentTimeout)
 	defer cancel()
 
-	cmd := v.Instance.CommandContext(ctx, bin, "once", "--bucket", bucket, "--json")
+	args = append(append([]string{"once"}, args...), "--json")
+	cmd := v.Instance.CommandContext(ctx, bin, args...)
 	cmd.Env = agentEnv(v, caBundle)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -355,27 +308,12 @@ func agentEnv(v *vpc.VPC, caBundle string) []string {
 // stops it with SIGTERM and returns its pid.
 func daemon(t *testing.T, v *vpc.VPC, bin string) int {
 	t.Helper()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "pathagent.yaml")
-	if err := os.WriteFile(cfg, []byte("buckets:\n  - "+bucket+"\n"+daemonInterval), 0o644); err != nil {
-		t.Fatal(err)
-	}
-
-	cmd := v.Instance.Command(bin, "run", "--config", cfg, "--web.listen-address", metricsAddr)
-	cmd.Env = agentEnv(v, v.CA.CertPath)
-	p, err := vpc.StartProc("pathagent run", cmd, filepath.Join(dir, "pathagent.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := p.Stop(); err != nil {
-			t.Errorf("%v", err)
-		}
-	})
+	p := startRun(t, v, bin, "buckets:\n  - "+bucket+"\n"+daemonInterval)
 
 	client := v.Router.HTTPClient(nil, "")
 	deadline := time.Now().Add(daemonTimeout)
 	var metrics string
+	var err error
 	for {
 		metrics, err = scrape(t.Context(), client)
 		if err == nil && strings.Contains(metrics, "\npathagent_cycles_total 1\n") {
@@ -411,6 +349,31 @@ func daemon(t *testing.T, v *vpc.VPC, bin string) int {
 		t.Errorf("stop pathagent run: %v", err)
 	}
 	return pid
+}
+
+// startRun writes config and runs `pathagent run` with it in the instance
+// namespace, serving its metrics on metricsAddr, until the test ends.
+func startRun(t *testing.T, v *vpc.VPC, bin, config string) *vpc.Proc {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "pathagent.yaml")
+	if err := os.WriteFile(cfg, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	cmd := v.Instance.Command(bin, "run", "--config", cfg,
+		"--web.listen-address", metricsAddr, "--log-level", "debug")
+	cmd.Env = agentEnv(v, v.CA.CertPath)
+	p, err := vpc.StartProc("pathagent run", cmd, filepath.Join(dir, "pathagent.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := p.Stop(); err != nil {
+			t.Errorf("%v", err)
+		}
+	})
+	return p
 }
 
 func scrape(ctx context.Context, client *http.Client) (string, error) {
