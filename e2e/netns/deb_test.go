@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/pathagent/pathagent/internal/config"
+	"github.com/pathagent/pathagent/internal/lab/imdsmock"
 	vpc "github.com/pathagent/pathagent/internal/lab/netns"
 	"github.com/pathagent/pathagent/internal/lab/pkglock"
 	"github.com/pathagent/pathagent/internal/report"
@@ -242,33 +243,11 @@ func buildDeb(t *testing.T, nfpm string) string {
 // findNfpm returns nfpm from PATH or from where `make tools` installs it.
 func findNfpm(t *testing.T) string {
 	t.Helper()
-	if p, err := exec.LookPath("nfpm"); err == nil {
-		return p
-	}
-	var dirs []string
-	if gobin := goEnv(t, "GOBIN"); gobin != "" {
-		dirs = append(dirs, gobin)
-	}
-	for _, gp := range filepath.SplitList(goEnv(t, "GOPATH")) {
-		dirs = append(dirs, filepath.Join(gp, "bin"))
-	}
-	for _, d := range dirs {
-		p := filepath.Join(d, "nfpm")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	t.Fatalf("nfpm not found on PATH nor in %v: run make tools", dirs)
-	return ""
-}
-
-func goEnv(t *testing.T, name string) string {
-	t.Helper()
-	out, err := exec.Command("go", "env", name).Output()
+	p, err := imdsmock.FindBinary("nfpm")
 	if err != nil {
-		t.Fatalf("go env %s: %v", name, err)
+		t.Fatal(err)
 	}
-	return strings.TrimSpace(string(out))
+	return p
 }
 
 // run runs a command that must succeed and returns its standard output.
