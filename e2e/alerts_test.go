@@ -17,6 +17,7 @@ import (
 	"github.com/pathagent/pathagent/internal/config"
 	"github.com/pathagent/pathagent/internal/lab"
 	"github.com/pathagent/pathagent/internal/lab/labtest"
+	"github.com/pathagent/pathagent/internal/lab/promlab"
 	"github.com/pathagent/pathagent/internal/lab/scenario"
 )
 
@@ -79,7 +80,7 @@ func late(d time.Duration) time.Duration { return d + d/10 }
 // The seconds from each change to each alert state are logged as a table
 // (and written to $PATHAGENT_E2E_TIMELINE when set).
 func TestAlertsFollowTheWorld(t *testing.T) {
-	promtool, prometheus := promTools(t)
+	promtool, prometheus := promlab.Tools(t)
 	root := moduleRoot(t)
 	dir := t.TempDir()
 

@@ -45,25 +45,6 @@ func moduleRoot(t *testing.T) string {
 	return root
 }
 
-// promTools returns the paths of promtool and prometheus.
-func promTools(t *testing.T) (promtool, prometheus string) {
-	t.Helper()
-	var missing []string
-	find := func(name string) string {
-		p, err := exec.LookPath(name)
-		if err != nil {
-			missing = append(missing, name)
-		}
-		return p
-	}
-	promtool, prometheus = find("promtool"), find("prometheus")
-	if len(missing) > 0 {
-		t.Fatalf("%s not found on PATH: run `make test`, which installs Debian's prometheus package",
-			strings.Join(missing, " and "))
-	}
-	return promtool, prometheus
-}
-
 // buildAgent builds cmd/pathagent into dir and returns the binary.
 func buildAgent(t *testing.T, root, dir string) string {
 	t.Helper()

@@ -53,7 +53,7 @@ func formatDuration(d time.Duration, ratio int64) (string, error) {
 // The shipped rules scale to what the timeline test expects, and promtool
 // accepts the result.
 func TestScaleShippedRules(t *testing.T) {
-	promtool, _ := promTools(t)
+	promtool, _ := promlab.Tools(t)
 	path, fors := writeScaledRules(t, moduleRoot(t), t.TempDir(), promtool)
 
 	want := map[string]time.Duration{

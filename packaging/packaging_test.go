@@ -20,7 +20,6 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,8 +30,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/pathagent/pathagent/internal/config"
-	"github.com/pathagent/pathagent/internal/lab/imdsmock"
-	"github.com/pathagent/pathagent/internal/lab/pkglock"
+	"github.com/pathagent/pathagent/internal/lab/pkgtest"
 	"github.com/pathagent/pathagent/internal/probes"
 )
 
@@ -411,19 +409,18 @@ func TestDebPackage(t *testing.T) {
 	if _, err := exec.LookPath("dpkg"); err != nil {
 		t.Skip("dpkg not installed: not a Debian-based system")
 	}
-	nfpm := findNfpm(t)
 
 	// e2e/netns installs the package too; from the check below to the
 	// purge, neither may run while the other does.
 	ctx, cancel := context.WithTimeout(t.Context(), pkgLockWait)
 	defer cancel()
-	release, err := pkglock.Acquire(ctx)
+	release, err := pkgtest.Acquire(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if err := release(); err != nil {
-			t.Errorf("release %s: %v", pkglock.Path, err)
+			t.Errorf("release %s: %v", pkgtest.Path, err)
 		}
 	})
 
@@ -435,7 +432,7 @@ func TestDebPackage(t *testing.T) {
 		t.Skipf("%s exists outside the package; this test would overwrite it", installedBinary)
 	}
 
-	deb := buildDeb(t, nfpm)
+	deb := pkgtest.BuildDeb(t, "..", pathagentBinary(t), testVersion)
 
 	// Registered before installing, so even a half-done install is
 	// purged whatever fails next.
@@ -497,41 +494,6 @@ func TestDebPackage(t *testing.T) {
 			t.Errorf("%s still there after purge (err=%v)", p, err)
 		}
 	}
-}
-
-// findNfpm returns nfpm from PATH or from where `make tools` installs it.
-func findNfpm(t *testing.T) string {
-	t.Helper()
-	p, err := imdsmock.FindBinary("nfpm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// buildDeb packages the test binary with packaging/nfpm.yaml, as
-// `make package` does, and returns the .deb's path.
-func buildDeb(t *testing.T, nfpm string) string {
-	t.Helper()
-	bin := pathagentBinary(t)
-	out := t.TempDir()
-
-	cmd := exec.Command(nfpm, "package", "-f", "packaging/nfpm.yaml",
-		"--packager", "deb", "--target", out)
-	cmd.Dir = ".."
-	cmd.Env = append(os.Environ(),
-		"VERSION="+testVersion,
-		"GOARCH="+runtime.GOARCH,
-		"PATHAGENT_BINARY="+bin)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("nfpm package: %v\n%s", err, b)
-	}
-
-	debs, _ := filepath.Glob(filepath.Join(out, "*.deb"))
-	if len(debs) != 1 {
-		t.Fatalf("nfpm made %v, want one .deb", debs)
-	}
-	return debs[0]
 }
 
 // run runs a command that must succeed and returns its standard output.

@@ -55,7 +55,7 @@ func late(d time.Duration) time.Duration { return d + d/10 }
 // as a table.
 func TestAlertsInVPC(t *testing.T) {
 	requireTools(t)
-	promtool, prometheus := promTools(t)
+	promtool, prometheus := promlab.Tools(t)
 	bin := buildAgent(t)
 	inLab(t, "alerts", func(t *testing.T, v *vpc.VPC, m *made) {
 		alertsInVPC(t, v, m, bin, promtool, prometheus)

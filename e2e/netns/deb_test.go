@@ -9,16 +9,14 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/pathagent/pathagent/internal/config"
-	"github.com/pathagent/pathagent/internal/lab/imdsmock"
 	vpc "github.com/pathagent/pathagent/internal/lab/netns"
-	"github.com/pathagent/pathagent/internal/lab/pkglock"
+	"github.com/pathagent/pathagent/internal/lab/pkgtest"
 	"github.com/pathagent/pathagent/internal/report"
 )
 
@@ -50,8 +48,7 @@ func TestInstalledPackage(t *testing.T) {
 	if _, err := exec.LookPath("dpkg"); err != nil {
 		t.Skip("dpkg not installed: not a Debian-based system")
 	}
-	nfpm := findNfpm(t)
-	deb := buildDeb(t, nfpm)
+	deb := buildDeb(t)
 
 	// Set once the test has installed the package, and so must have
 	// purged it.
@@ -82,13 +79,13 @@ func installed(t *testing.T, v *vpc.VPC, m *made, deb string, tried *bool) {
 	// neither may run while the other does.
 	lockCtx, cancel := context.WithTimeout(ctx, pkgLockWait)
 	defer cancel()
-	release, err := pkglock.Acquire(lockCtx)
+	release, err := pkgtest.Acquire(lockCtx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if err := release(); err != nil {
-			t.Errorf("release %s: %v", pkglock.Path, err)
+			t.Errorf("release %s: %v", pkgtest.Path, err)
 		}
 	})
 
@@ -206,7 +203,7 @@ func labConfig(t *testing.T) string {
 
 // buildDeb builds cmd/pathagent and the .deb from packaging/nfpm.yaml as
 // `make package` does, and returns the .deb's path.
-func buildDeb(t *testing.T, nfpm string) string {
+func buildDeb(t *testing.T) string {
 	t.Helper()
 	root := moduleRoot(t)
 	dir := t.TempDir()
@@ -219,35 +216,7 @@ func buildDeb(t *testing.T, nfpm string) string {
 		t.Fatalf("go build ./cmd/pathagent: %v\n%s", err, out)
 	}
 
-	target := filepath.Join(dir, "dist")
-	if err := os.Mkdir(target, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd = exec.CommandContext(t.Context(), nfpm, "package", "-f", "packaging/nfpm.yaml",
-		"--packager", "deb", "--target", target)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(),
-		"VERSION="+debVersion,
-		"GOARCH="+runtime.GOARCH,
-		"PATHAGENT_BINARY="+bin)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("nfpm package: %v\n%s", err, out)
-	}
-	debs, _ := filepath.Glob(filepath.Join(target, "*.deb"))
-	if len(debs) != 1 {
-		t.Fatalf("nfpm made %v, want one .deb", debs)
-	}
-	return debs[0]
-}
-
-// findNfpm returns nfpm from PATH or from where `make tools` installs it.
-func findNfpm(t *testing.T) string {
-	t.Helper()
-	p, err := imdsmock.FindBinary("nfpm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return pkgtest.BuildDeb(t, root, bin, debVersion)
 }
 
 // run runs a command that must succeed and returns its standard output.

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -47,25 +46,6 @@ const notSeen time.Duration = -1
 type prom struct {
 	proc   *vpc.Proc
 	client *http.Client
-}
-
-// promTools returns the paths of promtool and prometheus.
-func promTools(t *testing.T) (promtool, prometheus string) {
-	t.Helper()
-	var missing []string
-	find := func(name string) string {
-		p, err := exec.LookPath(name)
-		if err != nil {
-			missing = append(missing, name)
-		}
-		return p
-	}
-	promtool, prometheus = find("promtool"), find("prometheus")
-	if len(missing) > 0 {
-		t.Fatalf("%s not found on PATH: run `make test`, which installs Debian's prometheus package",
-			strings.Join(missing, " and "))
-	}
-	return promtool, prometheus
 }
 
 // promClock is Prometheus's clock scaled like the rules: the fleet's

@@ -1,8 +1,9 @@
-// Package pkglock serializes the tests that install pathagent's .deb on
-// this machine: `go test ./...` runs packages in parallel processes, and
-// each test both checks that no pathagent package is installed and then
-// installs and purges one, so two of them must never overlap.
-package pkglock
+// Package pkgtest builds pathagent's .deb for tests and serializes the
+// tests that install it on this machine: `go test ./...` runs packages in
+// parallel processes, and each such test both checks that no pathagent
+// package is installed and then installs and purges one, so two of them
+// must never overlap.
+package pkgtest
 
 import (
 	"context"
